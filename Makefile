@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 7071
+
+.PHONY: run test unit lint bench setup clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(BIN)/funclocal start --script-root function_app --host-json host.json \
+		--settings local.settings.json --port $(PORT)
+
+test: setup
+	$(BIN)/ruff check runtime tests bench function_app
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: setup
+	$(BIN)/ruff check runtime tests bench function_app
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/http.py
+
+clean:
+	rm -rf $(VENV) node_modules .azurite

@@ -1,0 +1,390 @@
+"""Storage endpoints from a connection string, and a managed Azurite for local runs.
+
+Azurite runs as three processes (`azurite-blob`, `azurite-queue`, `azurite-table`) because the
+queue service's garbage collection freezes its whole Node process; a table service sharing that
+process would stop answering checkpoints for seconds at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from runtime.errors import AzuriteError, ConfigError
+
+DEV_ACCOUNT_NAME = "devstoreaccount1"
+# The emulator's published, well-known key: not a secret.
+DEV_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+SERVICES = ("blob", "queue", "table")
+DEFAULT_PORTS: Mapping[str, int] = {"blob": 10000, "queue": 10001, "table": 10002}
+DATA_DIR_NAME = ".azurite"
+LOG_FILE_NAME = "azurite.log"
+
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_POLL_INTERVAL = 0.025
+_CONNECT_TIMEOUT = 0.1
+_PR_SET_PDEATHSIG = 1
+
+# Runs each service's main script after making `require("applicationinsights")` return a
+# stub. Azurite loads that SDK at startup even with --disableTelemetry, and it costs ~0.8 s of
+# CPU per process, three times over; with telemetry off Azurite never touches it.
+_BOOTSTRAP_JS = """
+const Module = require("module");
+const load = Module._load;
+Module._load = function (request, ...rest) {
+  return request === "applicationinsights" ? {} : load.call(this, request, ...rest);
+};
+require(process.argv[1]);
+"""
+
+
+# --- connection strings -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageEndpoints:
+    """Where the three storage services of one account live, and the key to sign with."""
+
+    account_name: str
+    account_key: str = field(repr=False)
+    blob_url: str
+    queue_url: str
+    table_url: str
+
+    @property
+    def is_local_emulator(self) -> bool:
+        return all(urlsplit(url).hostname in _LOCAL_HOSTS
+                   for url in (self.blob_url, self.queue_url, self.table_url))
+
+    @property
+    def connection_string(self) -> str:
+        """An explicit connection string: the SDK clients never guess the endpoints."""
+        protocol = urlsplit(self.blob_url).scheme
+        return (f"DefaultEndpointsProtocol={protocol};AccountName={self.account_name};"
+                f"AccountKey={self.account_key};BlobEndpoint={self.blob_url};"
+                f"QueueEndpoint={self.queue_url};TableEndpoint={self.table_url};")
+
+    def url(self, service: str) -> str:
+        return {"blob": self.blob_url, "queue": self.queue_url, "table": self.table_url}[service]
+
+    def address(self, service: str) -> tuple[str, int]:
+        """(host, port) of one service, with the scheme's default port when none is given."""
+        parts = urlsplit(self.url(service))
+        default = 443 if parts.scheme == "https" else 80
+        return parts.hostname or "", parts.port or default
+
+
+def parse_connection_string(conn: str, *, setting: str = "AzureWebJobsStorage"
+                            ) -> StorageEndpoints:
+    """Endpoints of an account-key connection string or of `UseDevelopmentStorage=true`.
+
+    `setting` names where the string came from, for error messages; the key never appears in
+    them.
+    """
+    values = _split_connection_string(conn, setting)
+    if values.get("usedevelopmentstorage", "").lower() == "true":
+        return _development_storage(values.get("developmentstorageproxyuri"), setting)
+    name = values.get("accountname")
+    key = values.get("accountkey")
+    if not name:
+        raise ConfigError(setting, "the connection string has no AccountName")
+    if not key:
+        raise ConfigError(setting, "the connection string has no AccountKey "
+                                   "(only account-key connection strings are supported)")
+    protocol = values.get("defaultendpointsprotocol", "https").lower()
+    if protocol not in ("http", "https"):
+        raise ConfigError(setting, f"DefaultEndpointsProtocol must be http or https, "
+                                   f"not '{protocol}'")
+    suffix = values.get("endpointsuffix", "core.windows.net")
+    urls: dict[str, str] = {}
+    for service in SERVICES:
+        explicit = values.get(f"{service}endpoint")
+        if explicit:
+            urls[service] = _checked_url(explicit, f"{service.capitalize()}Endpoint", setting)
+        else:
+            urls[service] = f"{protocol}://{name}.{service}.{suffix}"
+    return StorageEndpoints(name, key, urls["blob"], urls["queue"], urls["table"])
+
+
+def _split_connection_string(conn: str, setting: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    parts = [part.strip() for part in conn.strip().split(";")]
+    for index, part in enumerate(parts, start=1):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            # Say which part, never what it holds: it might be a piece of a key.
+            raise ConfigError(setting, f"part {index} of the connection string is not Name=Value")
+        values[name.strip().lower()] = value.strip()
+    if not values:
+        raise ConfigError(setting, "the connection string is empty")
+    return values
+
+
+def _development_storage(proxy_uri: str | None, setting: str) -> StorageEndpoints:
+    scheme, host = "http", "127.0.0.1"
+    if proxy_uri:
+        proxy = urlsplit(_checked_url(proxy_uri, "DevelopmentStorageProxyUri", setting))
+        scheme, host = proxy.scheme, proxy.hostname or host
+    urls = [f"{scheme}://{_url_host(host)}:{DEFAULT_PORTS[s]}/{DEV_ACCOUNT_NAME}"
+            for s in SERVICES]
+    return StorageEndpoints(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY, *urls)
+
+
+def _checked_url(url: str, key: str, setting: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(setting, f"{key} must be an http(s) URL with a host, not '{url}'")
+    return url.rstrip("/")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# --- reachability -----------------------------------------------------------------------
+
+
+async def port_answers(host: str, port: int, timeout: float = _CONNECT_TIMEOUT) -> bool:
+    """True when something accepts a TCP connection on host:port within `timeout` seconds."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def find_azurite_bin(start: Path) -> Path | None:
+    """The nearest `node_modules/.bin` at or above `start` that holds all three services."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "node_modules" / ".bin"
+        if all((candidate / f"azurite-{service}").exists() for service in SERVICES):
+            return candidate
+    return None
+
+
+# --- the managed processes --------------------------------------------------------------
+
+
+class ManagedAzurite:
+    """Azurite's blob, queue and table services as child processes of this one.
+
+    `ports` maps each service to run onto its port (all three by default). Data lives in
+    `data_dir` unless `in_memory`; the services' output goes to `data_dir/azurite.log`.
+    """
+
+    def __init__(self, bin_dir: Path, *, data_dir: Path, host: str = "127.0.0.1",
+                 ports: Mapping[str, int] = DEFAULT_PORTS, in_memory: bool = False,
+                 account: tuple[str, str] | None = None, startup_timeout: float = 20.0,
+                 stop_grace: float = 5.0) -> None:
+        unknown = set(ports) - set(SERVICES)
+        if unknown or not ports:
+            raise ValueError(f"ports must map some of {SERVICES}, got {sorted(ports)}")
+        self.bin_dir = bin_dir
+        self.data_dir = data_dir
+        self.host = host
+        self.ports = dict(ports)
+        self.in_memory = in_memory
+        self.account = account
+        self.startup_timeout = startup_timeout
+        self.stop_grace = stop_grace
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / LOG_FILE_NAME
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {service: proc.pid for service, proc in self._procs.items()}
+
+    @property
+    def endpoints(self) -> StorageEndpoints:
+        """Endpoints of the emulated account, for services this instance runs or not."""
+        name, key = self.account or (DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY)
+        ports = {**DEFAULT_PORTS, **self.ports}
+        urls = [f"http://{_url_host(self.host)}:{ports[s]}/{name}" for s in SERVICES]
+        return StorageEndpoints(name, key, *urls)
+
+    async def start(self) -> None:
+        """Start the services concurrently and return once each one accepts connections."""
+        if self._procs:
+            raise AzuriteError("This managed Azurite is already running.")
+        node = shutil.which("node")
+        if node is None:
+            raise AzuriteError(
+                "Azurite needs Node.js but `node` is not on PATH: install Node.js 22 or later "
+                "(or run `docker compose -f azurite.compose.yml up`).")
+        try:
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                with open(self.log_path, "wb") as log:
+                    for service, port in self.ports.items():
+                        self._procs[service] = self._spawn(node, service, port, log.fileno())
+            except OSError as error:
+                raise AzuriteError(f"Could not start Azurite from {self.bin_dir} with data in "
+                                   f"{self.data_dir}: {error}") from error
+            await self._wait_until_answering()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Ask every service to close (flushing its data), then kill what is left."""
+        procs, self._procs = list(self._procs.values()), {}
+        # SIGINT, not SIGTERM: azurite-table only closes gracefully on SIGINT.
+        for proc in procs:
+            _signal_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + self.stop_grace
+        while any(proc.poll() is None for proc in procs) and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL_INTERVAL)
+        for proc in procs:
+            _signal_group(proc, signal.SIGKILL)
+        while any(proc.poll() is None for proc in procs):
+            await asyncio.sleep(_POLL_INTERVAL)
+
+    async def __aenter__(self) -> ManagedAzurite:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    def _spawn(self, node: str, service: str, port: int, log_fd: int
+               ) -> subprocess.Popen[bytes]:
+        args = [node, "-e", _BOOTSTRAP_JS, "--", str(self.bin_dir / f"azurite-{service}"),
+                f"--{service}Host", self.host, f"--{service}Port", str(port),
+                "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"]
+        # No keep-alive flag: in Azurite 3.37 the standalone services ignore theirs and keep
+        # Node's 5 s, so clients must drop idle connections sooner than that.
+        if self.in_memory:
+            args.append("--inMemoryPersistence")
+        else:
+            args += ["--location", str(self.data_dir)]
+        env = dict(os.environ)
+        if self.account is not None and self.account != (DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY):
+            env["AZURITE_ACCOUNTS"] = f"{self.account[0]}:{self.account[1]}"
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
+            cwd=self.data_dir, env=env, preexec_fn=_child_setup(os.getpid()),
+            close_fds=True)
+
+    async def _wait_until_answering(self) -> None:
+        pending = dict(self.ports)
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            answers = await asyncio.gather(
+                *(port_answers(self.host, port) for port in pending.values()))
+            for service, answered in zip(list(pending), answers, strict=True):
+                code = self._procs[service].poll()
+                if code is not None:
+                    raise AzuriteError(self._exit_message(service, code))
+                if answered:
+                    del pending[service]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                where = ", ".join(f"{s} on {self.host}:{p}" for s, p in pending.items())
+                raise AzuriteError(
+                    f"Azurite did not answer within {self.startup_timeout:g} s ({where}); "
+                    f"see {self.log_path}.")
+            await asyncio.sleep(_POLL_INTERVAL)
+
+    def _exit_message(self, service: str, code: int) -> str:
+        message = (f"Azurite {service} service exited with code {code} before answering on "
+                   f"{self.host}:{self.ports[service]}")
+        reason = _last_error_line(self.log_path)
+        return f"{message}: {reason} (log: {self.log_path})" if reason else (
+            f"{message}; see {self.log_path}.")
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    """Runs in the child between fork and exec: own process group, die with the parent."""
+    # Looked up here, in the parent: loading a library after fork can deadlock.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if prctl is not None:
+            # SIGKILL: nobody is left to escalate, and Azurite's stores survive it (atomic
+            # renames, autosave every 5 s). The signal is tied to the thread that forks,
+            # so start Azurite from a thread that lives as long as the host.
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                os._exit(1)
+    return setup
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    # Only while the leader is unreaped: its pid is then still ours and names its group.
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
+
+def _last_error_line(log_path: Path) -> str:
+    try:
+        lines = [line.strip() for line in
+                 log_path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[-1]
+
+
+# --- what the host calls ----------------------------------------------------------------
+
+
+async def ensure_storage(conn: str, app_root: Path, manage: bool
+                         ) -> tuple[StorageEndpoints, ManagedAzurite | None]:
+    """The storage to use, starting Azurite when the connection string wants a local one
+    that is not running. The caller owns (and must stop) the returned ManagedAzurite."""
+    endpoints = parse_connection_string(conn)
+    if not endpoints.is_local_emulator:
+        return endpoints, None
+    addresses = {service: endpoints.address(service) for service in SERVICES}
+    answers = await asyncio.gather(*(port_answers(h, p) for h, p in addresses.values()))
+    missing = {s: addr for (s, addr), ok in zip(addresses.items(), answers, strict=True)
+               if not ok}
+    if not missing:
+        return endpoints, None
+    where = ", ".join(f"{_url_host(host)}:{port}" for host, port in missing.values())
+    if not manage:
+        raise AzuriteError(
+            f"Azure Storage emulator not reachable at {where} and managed Azurite is off: "
+            "start Azurite (`docker compose -f azurite.compose.yml up`), turn managed Azurite "
+            "on, or set AzureWebJobsStorage to a storage account.")
+    bin_dir = find_azurite_bin(app_root)
+    if bin_dir is None:
+        raise AzuriteError(
+            f"Azure Storage emulator not reachable at {where} and Azurite is not installed: "
+            "run `npm ci` in the project (or `docker compose -f azurite.compose.yml up`), "
+            "or set AzureWebJobsStorage to a storage account.")
+    host = next(iter(missing.values()))[0]
+    azurite = ManagedAzurite(
+        bin_dir, data_dir=app_root / DATA_DIR_NAME,
+        host="127.0.0.1" if host == "localhost" else host,
+        ports={service: port for service, (_, port) in missing.items()},
+        account=(endpoints.account_name, endpoints.account_key))
+    await azurite.start()
+    return endpoints, azurite

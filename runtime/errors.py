@@ -1,0 +1,158 @@
+"""The one exception hierarchy of funclocal.
+
+Every error the host raises on purpose derives from HostError and carries structured
+attributes; its message is built in __init__ so that logs and HTTP bodies agree.
+"""
+
+from __future__ import annotations
+
+
+class HostError(Exception):
+    """Base of every error funclocal raises deliberately."""
+
+
+# --- configuration and indexing -------------------------------------------------------
+
+
+class ConfigError(HostError):
+    """A configuration file is malformed or holds a value of the wrong type."""
+
+    def __init__(self, file: str, message: str, *, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.detail = message
+        where = file if line is None else f"{file}, line {line}"
+        if key:
+            where += f", key '{key}'"
+        super().__init__(f"{where}: {message}")
+
+
+class IndexingError(HostError):
+    """The app could not be indexed (import error, no app object, bad bindings...)."""
+
+    def __init__(self, message: str, *, traceback_text: str | None = None) -> None:
+        self.traceback_text = traceback_text
+        super().__init__(message)
+
+
+class RouteError(IndexingError):
+    """An HTTP route template is invalid or conflicts with another route."""
+
+
+# --- workers ------------------------------------------------------------------------
+
+
+class WorkerError(HostError):
+    """A worker process failed to start, died, or broke the channel protocol."""
+
+
+class WorkerDied(WorkerError):
+    """The worker holding an invocation exited before answering."""
+
+    def __init__(self, pid: int | None, exit_code: int | None) -> None:
+        self.pid = pid
+        self.exit_code = exit_code
+        super().__init__(
+            f"The worker process (pid {pid}) exited with code {exit_code} "
+            "while running this invocation.")
+
+
+class InvocationTimeout(WorkerError):
+    """An invocation ran longer than functionTimeout."""
+
+    def __init__(self, function_name: str, seconds: float) -> None:
+        self.function_name = function_name
+        self.seconds = seconds
+        super().__init__(
+            f"Timeout value of {_format_timespan(seconds)} was exceeded by function: "
+            f"Functions.{function_name}")
+
+
+class FunctionInvocationError(WorkerError):
+    """User code raised; carries the exception type, message and traceback text."""
+
+    def __init__(self, function_name: str, exc_type: str, message: str,
+                 traceback_text: str) -> None:
+        self.function_name = function_name
+        self.exc_type = exc_type
+        self.exc_message = message
+        self.traceback_text = traceback_text
+        super().__init__(f"{exc_type}: {message}")
+
+
+# --- storage and durable ------------------------------------------------------------
+
+
+class StorageError(HostError):
+    """Azure Storage could not be reached or answered with an unexpected error."""
+
+
+class AzuriteError(HostError):
+    """The managed Azurite could not be started."""
+
+
+class DurableError(HostError):
+    """Base of Durable Functions errors surfaced to clients."""
+
+
+class InvalidArgument(DurableError):
+    """Maps to the extension's ArgumentException: a 400 with ExceptionMessage."""
+
+
+class InvalidInstanceId(InvalidArgument):
+    pass
+
+
+class UnknownFunction(InvalidArgument):
+    pass
+
+
+class InstanceNotFound(DurableError):
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"No instance with ID '{instance_id}' was found.")
+
+
+class InstanceExists(DurableError):
+    def __init__(self, instance_id: str, status: str) -> None:
+        self.instance_id = instance_id
+        self.status = status
+        super().__init__(
+            f"An Orchestration instance with the status {status} already exists.")
+
+
+class InstanceNotRunning(DurableError):
+    """The instance is in a terminal state, so the operation is gone (410)."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        self.instance_id = instance_id
+        self.status = status
+        super().__init__(f"The instance '{instance_id}' is in the {status} state.")
+
+
+class ProtocolError(DurableError):
+    """The Durable SDK returned a state the host cannot interpret."""
+
+
+class CheckpointConflict(DurableError):
+    """Another writer changed the instance's history (sentinel ETag mismatch)."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"History of '{instance_id}' changed under this checkpoint.")
+
+
+class StartTimeout(DurableError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The orchestration could not be recorded in storage within {seconds:.0f} "
+            "seconds; is Azure Storage (Azurite) reachable?")
+
+
+def _format_timespan(seconds: float) -> str:
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}"

@@ -1,0 +1,302 @@
+"""Worker processes: spawn them, route invocations to them, replace the ones that die.
+
+User code runs only in these processes, so a crash, `os._exit`, a blocking call or a
+runaway loop in the app never stalls the host's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runtime import logs
+from runtime.errors import (
+    FunctionInvocationError,
+    IndexingError,
+    InvocationTimeout,
+    WorkerDied,
+    WorkerError,
+)
+from runtime.functions import FunctionIndex
+from runtime.worker.protocol import CHANNEL_FD_ENV, encode_frame, read_frame
+
+log = logs.get("worker")
+
+HELLO_TIMEOUT = 60.0  # the real host's worker start timeout
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this child if the host dies, so workers never outlive it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class WorkerProcess:
+    """One worker process and its channel."""
+
+    def __init__(self, script_root: Path, env: Mapping[str, str]) -> None:
+        self.script_root = script_root
+        self.env = env
+        self.process: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.ids = itertools.count(1)
+        self.functions: list[dict[str, Any]] = []
+        self.exited = asyncio.Event()
+        self.retiring = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def load(self) -> int:
+        return len(self.pending)
+
+    async def start(self) -> list[dict[str, Any]]:
+        """Spawn the process and wait until it has indexed the app."""
+        parent_sock, child_sock = socket.socketpair()
+        env = dict(self.env)
+        env[CHANNEL_FD_ENV] = str(child_sock.fileno())
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runtime.worker.main", "--script-root", str(self.script_root),
+            cwd=str(self.script_root), env=env, pass_fds=(child_sock.fileno(),),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent)
+        child_sock.close()
+        reader, self.writer = await asyncio.open_connection(sock=parent_sock)
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._tasks = [
+            asyncio.create_task(self._pump_output(self.process.stdout)),
+            asyncio.create_task(self._pump_output(self.process.stderr)),
+        ]
+        try:
+            hello = await asyncio.wait_for(read_frame(reader), HELLO_TIMEOUT)
+        except (asyncio.TimeoutError, ConnectionError) as exc:
+            await self.kill()
+            raise WorkerError(f"The worker process did not start: {exc!r}") from None
+        if hello is None:
+            code = await self.process.wait()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise IndexingError(f"The worker process exited with code {code} while indexing.")
+        if "error" in hello:
+            await self.kill()
+            raise IndexingError(str(hello["error"]), traceback_text=hello.get("traceback") or None)
+        self.functions = list(hello.get("functions") or [])
+        self._tasks.append(asyncio.create_task(self._read_results(reader)))
+        return self.functions
+
+    async def _pump_output(self, stream: asyncio.StreamReader) -> None:
+        prefix = f"[worker {self.pid}]"
+        while True:
+            line = await stream.readline()
+            if not line:
+                return
+            log.info("%s %s", prefix, line.decode("utf-8", "replace").rstrip("\n"))
+
+    async def _read_results(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                message = await read_frame(reader)
+                if message is None:
+                    break
+                future = self.pending.pop(int(message.get("id", -1)), None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        except (ConnectionError, ValueError, OSError) as exc:
+            log.debug("worker %s channel closed: %r", self.pid, exc)
+        finally:
+            code = await self.process.wait() if self.process else None
+            error = WorkerDied(self.pid, code)
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(error)
+            self.pending.clear()
+            self.exited.set()
+
+    async def call(self, function: str, inputs: dict[str, Any], *, invocation_id: str,
+                   timeout: float | None) -> dict[str, Any]:
+        if self.writer is None or self.exited.is_set():
+            raise WorkerDied(self.pid, self.process.returncode if self.process else None)
+        call_id = next(self.ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = future
+        self.writer.write(encode_frame({
+            "type": "invoke", "id": call_id, "function": function,
+            "invocation_id": invocation_id, "inputs": inputs,
+            "script_root": str(self.script_root)}))
+        try:
+            await self.writer.drain()
+            reply = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            self.pending.pop(call_id, None)
+            raise InvocationTimeout(function, timeout or 0.0) from None
+        except (ConnectionError, OSError):
+            self.pending.pop(call_id, None)
+            raise WorkerDied(self.pid, None) from None
+        if reply.get("ok"):
+            value = reply.get("value")
+            return value if isinstance(value, dict) else {"kind": "none"}
+        error = reply.get("error") or {}
+        raise FunctionInvocationError(function, str(error.get("type", "Exception")),
+                                      str(error.get("message", "")),
+                                      str(error.get("traceback", "")))
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Ask the worker to exit once in-flight calls are done; kill it after the grace."""
+        if self.process is None or self.process.returncode is not None:
+            await self._finish_tasks()
+            return
+        try:
+            deadline = asyncio.get_running_loop().time() + grace
+            while self.pending and asyncio.get_running_loop().time() < deadline:
+                await asyncio.wait(list(self.pending.values()),
+                                   timeout=deadline - asyncio.get_running_loop().time())
+            if self.writer is not None:
+                self.writer.write(encode_frame({"type": "shutdown"}))
+                await self.writer.drain()
+            await asyncio.wait_for(self.process.wait(), max(0.5, deadline -
+                                                            asyncio.get_running_loop().time()))
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            await self.kill()
+        await self._finish_tasks()
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+            await self.process.wait()
+        await self._finish_tasks()
+
+    async def _finish_tasks(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class WorkerPool:
+    """A fixed number of workers on one version of the app."""
+
+    def __init__(self, script_root: Path, env: Mapping[str, str], count: int = 1) -> None:
+        self.script_root = script_root
+        self.env = dict(env)
+        self.count = max(1, count)
+        self.workers: list[WorkerProcess] = []
+        self.index = FunctionIndex(())
+        self._stopping = False
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._rr = itertools.count()
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.workers if w.pid is not None]
+
+    async def start(self) -> FunctionIndex:
+        """Start every worker; fails with IndexingError if the app cannot be indexed."""
+        started = await asyncio.gather(*(self._spawn() for _ in range(self.count)),
+                                       return_exceptions=True)
+        errors = [r for r in started if isinstance(r, BaseException)]
+        if errors:
+            for worker in started:
+                if isinstance(worker, WorkerProcess):
+                    await worker.kill()
+            raise errors[0]
+        self.workers = [w for w in started if isinstance(w, WorkerProcess)]
+        self.index = FunctionIndex.build(self.workers[0].functions)
+        for worker in self.workers:
+            self._watch(worker)
+        return self.index
+
+    async def _spawn(self) -> WorkerProcess:
+        worker = WorkerProcess(self.script_root, self.env)
+        await worker.start()
+        log.debug("Worker process started and initialized (pid %s).", worker.pid)
+        return worker
+
+    def _watch(self, worker: WorkerProcess) -> None:
+        task = asyncio.create_task(self._replace_when_dead(worker))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _replace_when_dead(self, worker: WorkerProcess) -> None:
+        await worker.exited.wait()
+        if self._stopping or worker.retiring:
+            return
+        code = worker.process.returncode if worker.process else None
+        log.warning("Worker process %s exited unexpectedly (code %s); starting a new one.",
+                    worker.pid, code)
+        if worker in self.workers:
+            self.workers.remove(worker)
+        delay = 0.1
+        while not self._stopping:
+            try:
+                replacement = await self._spawn()
+            except (WorkerError, OSError) as exc:
+                log.error("Could not start a replacement worker: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.workers.append(replacement)
+            self._watch(replacement)
+            log.info("Worker process started and initialized (pid %s).", replacement.pid)
+            return
+
+    async def _available_worker(self) -> WorkerProcess:
+        """A live worker, waiting briefly while a dead one is being replaced."""
+        deadline = asyncio.get_running_loop().time() + HELLO_TIMEOUT
+        while True:
+            live = [w for w in self.workers if not w.exited.is_set() and not w.retiring]
+            if live:
+                first = next(self._rr) % len(live)
+                rotated = live[first:] + live[:first]
+                return min(rotated, key=lambda w: w.load)
+            if self._stopping or asyncio.get_running_loop().time() > deadline:
+                raise WorkerError("No worker process is available.")
+            await asyncio.sleep(0.02)
+
+    async def invoke(self, function: str, inputs: dict[str, Any], *,
+                     invocation_id: str | None = None,
+                     timeout: float | None = None) -> dict[str, Any]:
+        worker = await self._available_worker()
+        try:
+            return await worker.call(function, inputs,
+                                     invocation_id=invocation_id or str(uuid.uuid4()),
+                                     timeout=timeout)
+        except InvocationTimeout:
+            # The user code is still running in that worker and cannot be interrupted;
+            # recycle the process, as the real host restarts on a function timeout.
+            log.warning("Recycling worker %s after a function timeout.", worker.pid)
+            await worker.kill()
+            raise
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self._stopping = True
+        await asyncio.gather(*(w.stop(grace) for w in self.workers), return_exceptions=True)
+        for task in list(self._watchers):
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+
+def default_worker_count(env: Mapping[str, str]) -> int:
+    try:
+        return max(1, int(env.get("FUNCTIONS_WORKER_PROCESS_COUNT") or os.environ.get(
+            "FUNCTIONS_WORKER_PROCESS_COUNT") or 1))
+    except ValueError:
+        return 1

@@ -1,0 +1,3 @@
+import azure.functions as func  # noqa: F401
+
+handler = None

@@ -1,0 +1,179 @@
+"""Start the real host as a user would (`python -m runtime start ...`) and talk HTTP to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+APPS = REPO / "tests" / "apps"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(method: str, url: str, body: bytes | str | None = None,
+            headers: Mapping[str, str] | None = None, timeout: float = 60.0) -> Response:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return Response(resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                            resp.read())
+    except urllib.error.HTTPError as err:
+        return Response(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+@dataclass
+class HostProcess:
+    script_root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    output: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        return request("GET", self.url(path), **kwargs)
+
+    def post(self, path: str, body: bytes | str | None = None, **kwargs: Any) -> Response:
+        return request("POST", self.url(path), body, **kwargs)
+
+    def log_text(self) -> str:
+        return "\n".join(self.output)
+
+    def wait_for_log(self, fragment: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if fragment in self.log_text():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"'{fragment}' not in the host log:\n{self.log_text()}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        return int(self.process.returncode)
+
+
+def start_host(script_root: Path, *, env: Mapping[str, str] | None = None,
+               args: list[str] | None = None, wait: bool = True,
+               timeout: float = 60.0) -> HostProcess:
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONS_")}
+    full_env.update(env or {})
+    cmd = [sys.executable, "-m", "runtime", "start", "--script-root", str(script_root),
+           "--port", str(port), "--no-reload", *(args or [])]
+    process = subprocess.Popen(cmd, cwd=str(REPO), env=full_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    host = HostProcess(script_root, port, process)
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in iter(process.stdout.readline, b""):
+            host.output.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    host._reader = threading.Thread(target=pump, daemon=True)
+    host._reader.start()
+    if wait:
+        wait_until_running(host, timeout)
+    return host
+
+
+def wait_until_running(host: HostProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if host.process.poll() is not None:
+            raise AssertionError(f"host exited with {host.process.returncode}:\n"
+                                 f"{host.log_text()}")
+        try:
+            status = request("GET", host.url("/admin/host/status"), timeout=2)
+            if status.status == 200 and status.json().get("state") == "Running":
+                return
+            if status.status == 401 and "Host started on" in host.log_text():
+                return  # auth is on: the banner line says the host is up
+        except OSError:
+            pass
+        time.sleep(0.02)
+    host.stop()
+    raise AssertionError(f"host did not start within {timeout}s:\n{host.log_text()}")
+
+
+def run_cli(*args: str, env: Mapping[str, str] | None = None,
+            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "runtime", *args], cwd=str(REPO),
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct and indirect children of a process, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
