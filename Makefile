@@ -36,7 +36,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/startup.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_trigger.py
 
 clean:
 	rm -rf $(VENV) node_modules .azurite

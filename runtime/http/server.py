@@ -4,7 +4,6 @@ Durable management API under /runtime/webhooks/durabletask/."""
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +32,8 @@ HTTP_REASON = "This function was programmatically called via the host APIs."
 
 class Invoker(Protocol):
     async def invoke(self, function: str, inputs: dict[str, Any], *,
-                     invocation_id: str | None = None,
-                     timeout: float | None = None) -> dict[str, Any]: ...
+                     invocation_id: str | None = None, timeout: float | None = None,
+                     reason: str = ...) -> dict[str, Any]: ...
 
 
 DurableHandler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
@@ -167,35 +166,20 @@ class HttpServer:
             if self.client_binding is None:
                 return web.Response(status=500, text="Durable Functions are not available.")
             inputs[name] = self.client_binding(spec, str(request.url))
-        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, HTTP_REASON,
-                 invocation_id)
-        started = time.perf_counter()
-        outcome = "Failed"
         try:
             result = await view.invoker.invoke(spec.name, inputs, invocation_id=invocation_id,
-                                               timeout=self.function_timeout)
-            response = _to_response(result)
-            outcome = "Succeeded"
-        except FunctionInvocationError as exc:
-            log.error("Executed 'Functions.%s' failed: %s\n%s", spec.name, exc,
-                      exc.traceback_text.rstrip())
-            response = web.Response(status=500)
-        except InvocationTimeout as exc:
-            log.error("%s", exc)
-            response = web.Response(status=500, text=str(exc))
-        except WorkerDied as exc:
-            log.error("Functions.%s: %s", spec.name, exc)
-            response = web.Response(status=500, text=str(exc))
+                                               timeout=self.function_timeout,
+                                               reason=HTTP_REASON)
+            return _to_response(result)
+        except FunctionInvocationError:
+            return web.Response(status=500)  # logged with its traceback by the pool
+        except (InvocationTimeout, WorkerDied) as exc:
+            return web.Response(status=500, text=str(exc))
         except WorkerError as exc:
-            log.error("Functions.%s: %s", spec.name, exc)
-            response = web.Response(status=503, text=str(exc))
+            return web.Response(status=503, text=str(exc))
         except (TypeError, ValueError, KeyError) as exc:
             log.error("Functions.%s returned an invalid response: %s", spec.name, exc)
-            response = web.Response(status=500)
-        duration = int((time.perf_counter() - started) * 1000)
-        log.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", spec.name, outcome,
-                 invocation_id, duration)
-        return response
+            return web.Response(status=500)
 
     # -- admin ---------------------------------------------------------------------
 

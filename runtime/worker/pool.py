@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -272,12 +273,34 @@ class WorkerPool:
             await asyncio.sleep(0.02)
 
     async def invoke(self, function: str, inputs: dict[str, Any], *,
-                     invocation_id: str | None = None,
-                     timeout: float | None = None) -> dict[str, Any]:
+                     invocation_id: str | None = None, timeout: float | None = None,
+                     reason: str = "(null)") -> dict[str, Any]:
+        """Run a function on a worker, logging as `func start` does."""
+        invocation_id = invocation_id or str(uuid.uuid4())
+        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function, reason,
+                 invocation_id)
+        started = time.perf_counter()
+        outcome = "Failed"
+        try:
+            result = await self._call(function, inputs, invocation_id, timeout)
+            outcome = "Succeeded"
+            return result
+        except FunctionInvocationError as exc:
+            log.error("Executed 'Functions.%s' failed: %s\n%s", function, exc,
+                      exc.traceback_text.rstrip())
+            raise
+        except WorkerError as exc:
+            log.error("Functions.%s: %s", function, exc)
+            raise
+        finally:
+            log.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", function, outcome,
+                     invocation_id, int((time.perf_counter() - started) * 1000))
+
+    async def _call(self, function: str, inputs: dict[str, Any], invocation_id: str,
+                    timeout: float | None) -> dict[str, Any]:
         worker = await self._available_worker()
         try:
-            return await worker.call(function, inputs,
-                                     invocation_id=invocation_id or str(uuid.uuid4()),
+            return await worker.call(function, inputs, invocation_id=invocation_id,
                                      timeout=timeout)
         except InvocationTimeout:
             # The user code is still running in that worker and cannot be interrupted;

@@ -74,6 +74,11 @@ class HostProcess:
     def post(self, path: str, body: bytes | str | None = None, **kwargs: Any) -> Response:
         return request("POST", self.url(path), body, **kwargs)
 
+    def request_json(self, method: str, path: str, body: bytes | str | None = None) -> Any:
+        response = request(method, self.url(path), body)
+        assert response.status < 300, (response.status, response.text)
+        return response.json()
+
     def log_text(self) -> str:
         return "\n".join(self.output)
 

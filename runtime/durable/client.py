@@ -1,0 +1,303 @@
+"""Management operations on orchestration instances, and the durableClient binding JSON.
+
+This is what the SDK's DurableOrchestrationClient reaches through the HTTP API: start,
+status, list, raise an event, terminate, purge. Every operation goes to storage; the
+dispatcher is only told (through `notify`) that a control queue has new work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from runtime.config import DurableTaskConfig
+from runtime.durable import history
+from runtime.durable.taskhub import TaskHub
+from runtime.errors import (
+    InstanceExists,
+    InstanceNotFound,
+    InstanceNotRunning,
+    InvalidInstanceId,
+    StartTimeout,
+    StorageError,
+    UnknownFunction,
+)
+
+START_DEADLINE = 30.0
+RUNNING_STATES = frozenset({"Running", "Pending", "Suspended", "ContinuedAsNew"})
+TERMINAL_STATES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+MAX_INSTANCE_ID = 256
+
+
+def validate_instance_id(instance_id: str) -> None:
+    if not instance_id or not instance_id.strip():
+        raise InvalidInstanceId("Instance ID must not be empty or whitespace.")
+    if len(instance_id) > MAX_INSTANCE_ID:
+        raise InvalidInstanceId(
+            f"Instance ID lengths must not exceed {MAX_INSTANCE_ID} characters.")
+    if instance_id.startswith("@"):
+        raise InvalidInstanceId(
+            f"Orchestration instance ids must not start with @. Instance ID: '{instance_id}'.")
+    for char in instance_id:
+        if char in "/\\?#" or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
+            raise InvalidInstanceId(
+                f"Instance ID '{instance_id}' contains invalid characters: an instance ID "
+                "must not contain '/', '\\', '?', '#' or control characters.")
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_api_time(value: Any) -> str | None:
+    """Status JSON times: yyyy-MM-ddTHH:mm:ssZ."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = history.parse_timestamp(value)
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return str(value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def parse_json_text(text: Any) -> Any:
+    """Stored JSON text re-parsed for the status JSON; the raw string if it is not JSON."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    statuses: Collection[str] | None = None
+    prefix: str | None = None
+    top: int | None = None
+    continuation: str | None = None
+    show_input: bool = True
+
+
+class DurableClient:
+    def __init__(self, hub: TaskHub, config: DurableTaskConfig,
+                 notify: Callable[[str], None] | None = None) -> None:
+        self.hub = hub
+        self.config = config
+        self.notify = notify or (lambda instance_id: None)
+        self.orchestrators: Callable[[], Collection[str]] = lambda: ()
+
+    # -- start -------------------------------------------------------------------------
+
+    def resolve_orchestrator(self, name: str) -> str:
+        known = list(self.orchestrators())
+        for candidate in known:
+            if candidate.lower() == name.lower():
+                return candidate
+        listing = ", ".join(f"'{n}'" for n in known)
+        raise UnknownFunction(
+            f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator "
+            f"function. Additional info: The following are the known orchestrator functions: "
+            f"{listing}.")
+
+    async def start_new(self, name: str, instance_id: str | None = None,
+                        input_text: str | None = None) -> str:
+        """Record a Pending instance and its ExecutionStarted message; return its id once
+        both are durable. Fails within START_DEADLINE if storage cannot be reached."""
+        orchestrator = self.resolve_orchestrator(name)
+        instance_id = instance_id if instance_id is not None else new_instance_id()
+        validate_instance_id(instance_id)
+        try:
+            await asyncio.wait_for(self._start(orchestrator, instance_id, input_text),
+                                   START_DEADLINE)
+        except (asyncio.TimeoutError, StorageError):
+            raise StartTimeout(START_DEADLINE) from None
+        self.notify(instance_id)
+        return instance_id
+
+    async def _start(self, name: str, instance_id: str, input_text: str | None) -> None:
+        existing = await self.hub.read_instance(instance_id)
+        if existing is not None:
+            status = str(existing.get("RuntimeStatus"))
+            if status in RUNNING_STATES and \
+                    self.config.overridable_existing_instance_states != "AnyState":
+                raise InstanceExists(instance_id, status)
+        now = _utcnow()
+        execution_id = uuid.uuid4().hex
+        input_value = "null" if input_text is None else input_text
+        event = history.execution_started(instance_id, execution_id, name, input_value, now)
+        fields: dict[str, Any] = {
+            "Name": name, "Version": "", "Input": input_value, "RuntimeStatus": "Pending",
+            "CreatedTime": now, "LastUpdatedTime": now, "ExecutionId": execution_id,
+            "TaskHubName": self.hub.hub_name, "CustomStatus": "null", "Output": None,
+            "CompletedTime": None,
+            "Generation": int(existing.get("Generation") or 0) + 1 if existing else 0,
+        }
+        # The row first, then the message: a failure after the row leaves a Pending
+        # instance that start can overwrite; the dispatcher tolerates a message whose
+        # row is missing, so the reverse order would leave work with no visible record.
+        if existing is None:
+            await self.hub.insert_instance(instance_id, fields)
+        else:
+            await self.hub.replace_instance(instance_id, fields, str(existing.get("etag", "*")))
+        try:
+            await self.hub.send_to_instance(instance_id, execution_id, event)
+        except BaseException:
+            if existing is None:
+                await asyncio.shield(self._forget(instance_id))
+            raise
+
+    async def _forget(self, instance_id: str) -> None:
+        try:
+            await self.hub.delete_instance_row(instance_id)
+        except StorageError:
+            pass
+
+    # -- status ------------------------------------------------------------------------
+
+    async def get_status(self, instance_id: str, *, show_history: bool = False,
+                         show_history_output: bool = False,
+                         show_input: bool = True) -> dict[str, Any] | None:
+        row = await self.hub.read_instance(instance_id)
+        if row is None:
+            return None
+        status = self.status_json(row, show_input=show_input)
+        if show_history:
+            snapshot = await self.hub.load_history(instance_id)
+            status["historyEvents"] = history.to_status_history(snapshot.events,
+                                                                show_history_output)
+        return status
+
+    @staticmethod
+    def status_json(row: dict[str, Any], *, show_input: bool = True) -> dict[str, Any]:
+        return {
+            "name": row.get("Name"),
+            "instanceId": row.get("InstanceId"),
+            "runtimeStatus": row.get("RuntimeStatus"),
+            "input": parse_json_text(row.get("Input")) if show_input else None,
+            "customStatus": parse_json_text(row.get("CustomStatus")),
+            "output": parse_json_text(row.get("Output")),
+            "createdTime": format_api_time(row.get("CreatedTime")),
+            "lastUpdatedTime": format_api_time(row.get("LastUpdatedTime")),
+        }
+
+    async def list_instances(self, query: InstanceQuery) -> tuple[list[dict[str, Any]],
+                                                                  str | None]:
+        rows, token = await self.hub.query_instances(
+            created_from=query.created_from, created_to=query.created_to,
+            statuses=query.statuses, prefix=query.prefix, top=query.top,
+            continuation=query.continuation)
+        return [self.status_json(r, show_input=query.show_input) for r in rows], token
+
+    # -- events and control ------------------------------------------------------------
+
+    async def _require(self, instance_id: str) -> dict[str, Any]:
+        row = await self.hub.read_instance(instance_id)
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        return row
+
+    async def raise_event(self, instance_id: str, event_name: str, data_text: str) -> None:
+        row = await self._require(instance_id)
+        status = str(row.get("RuntimeStatus"))
+        if status in TERMINAL_STATES:
+            raise InstanceNotRunning(instance_id, status)
+        event = history.event_raised(event_name, data_text, _utcnow())
+        await self.hub.send_to_instance(instance_id, row.get("ExecutionId"), event)
+        self.notify(instance_id)
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        row = await self._require(instance_id)
+        status = str(row.get("RuntimeStatus"))
+        if status in TERMINAL_STATES:
+            raise InstanceNotRunning(instance_id, status)
+        event = history.execution_terminated(json.dumps(reason), _utcnow())
+        await self.hub.send_to_instance(instance_id, row.get("ExecutionId"), event)
+        self.notify(instance_id)
+
+    # -- purge -------------------------------------------------------------------------
+
+    async def purge(self, instance_id: str) -> int:
+        return 1 if await self.hub.purge_instance(instance_id) else 0
+
+    async def purge_by(self, created_from: datetime, created_to: datetime | None,
+                       statuses: Collection[str] | None) -> int:
+        deleted = 0
+        continuation: str | None = None
+        while True:
+            rows, continuation = await self.hub.query_instances(
+                created_from=created_from, created_to=created_to or _utcnow(),
+                statuses=statuses, prefix=None, top=100, continuation=continuation)
+            for row in rows:
+                if await self.hub.purge_instance(str(row["InstanceId"])):
+                    deleted += 1
+            if not continuation:
+                return deleted
+
+
+# -- the durableClient binding ---------------------------------------------------------
+
+WEBHOOK_PATH = "/runtime/webhooks/durabletask"
+INSTANCE_PLACEHOLDER = "INSTANCEID"
+
+
+def management_urls(origin: str, hub_name: str, instance_id: str,
+                    key: str | None = None, *, connection: str = "Storage") -> dict[str, str]:
+    """The check-status payload URLs, as the extension builds them."""
+    base = f"{origin.rstrip('/')}{WEBHOOK_PATH}"
+    query = f"taskHub={hub_name}&connection={connection}"
+    if key:
+        query += f"&code={key}"
+    instance = f"{base}/instances/{instance_id}"
+    return {
+        "id": instance_id,
+        "statusQueryGetUri": f"{instance}?{query}",
+        "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
+        "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
+        "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
+        "purgeHistoryDeleteUri": f"{instance}?{query}",
+        "restartPostUri": f"{instance}/restart?{query}",
+        "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
+        "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
+    }
+
+
+def client_binding_json(origin: str, hub_name: str, rpc_base_url: str,
+                        key: str | None = None) -> str:
+    """The JSON the extension hands a durableClient parameter."""
+    base = f"{origin.rstrip('/')}{WEBHOOK_PATH}"
+    code = f"code={key}" if key else ""
+    suffix = f"?{code}" if code else ""
+    wait = "?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}"
+    payload = {
+        "taskHubName": hub_name,
+        "connectionName": None,
+        "creationUrls": {
+            "createNewInstancePostUri":
+                f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]{suffix}",
+            "createAndWaitOnNewInstancePostUri":
+                f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]{wait}"
+                + (f"&{code}" if code else ""),
+        },
+        "managementUrls": management_urls(origin, hub_name, INSTANCE_PLACEHOLDER, key),
+        "baseUrl": base,
+        "requiredQueryStringParameters": code,
+        "rpcBaseUrl": rpc_base_url if rpc_base_url.endswith("/") else rpc_base_url + "/",
+        "httpBaseUrl": None,
+    }
+    return json.dumps(payload)
