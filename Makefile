@@ -34,9 +34,15 @@ lint: setup
 	$(BIN)/ruff check runtime tests bench function_app
 	$(BIN)/mypy
 
-bench: setup
+# The benchmarks' peers (Temporal, DBOS) are installed here only, never by `run` or `test`.
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: setup $(VENV)/.bench-installed
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/http_trigger.py
+	$(BIN)/python bench/durable.py
 
 clean:
 	rm -rf $(VENV) node_modules .azurite

@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--cors", help="comma-separated allowed origins, or *")
     start.add_argument("--enable-auth", action="store_true",
                        help="enforce function and admin auth levels with keys")
-    start.add_argument("--no-reload", action="store_true", help="do not watch files for changes")
+    start.add_argument("--no-reload", action="store_true",
+                       help="do not watch the app's files and reload on save")
+    start.add_argument("--reload-grace", type=float, default=10.0, metavar="SECONDS",
+                       help="how long invocations running on replaced workers may take to "
+                       "finish after a reload (default 10)")
     start.add_argument("--no-azurite", action="store_true",
                        help="never start Azurite; use the storage the connection string names")
     start.add_argument("--workers", type=int,
@@ -72,6 +76,7 @@ def _options(args: argparse.Namespace) -> HostOptions:
         port=getattr(args, "port", None), address=getattr(args, "address", None), cors=cors,
         enable_auth=getattr(args, "enable_auth", False),
         reload=not getattr(args, "no_reload", True),
+        reload_grace=max(0.0, getattr(args, "reload_grace", 10.0)),
         manage_azurite=not getattr(args, "no_azurite", False),
         verbose=getattr(args, "verbose", False), workers=getattr(args, "workers", None))
 

@@ -19,14 +19,16 @@ class FuncStyleFormatter(logging.Formatter):
 
 
 def configure(verbose: bool = False) -> logging.Logger:
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.handlers.clear()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(FuncStyleFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
-    return logger
+    # "runtime" covers modules that log under their own module name.
+    for name in (LOGGER_NAME, "runtime"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+        logger.propagate = False
+    return logging.getLogger(LOGGER_NAME)
 
 
 def get(name: str = "") -> logging.Logger:

@@ -17,7 +17,7 @@ from typing import Any
 
 from runtime.config import DurableTaskConfig
 from runtime.durable import history
-from runtime.durable.taskhub import TaskHub
+from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import (
     InstanceExists,
     InstanceNotFound,
@@ -148,23 +148,24 @@ class DurableClient:
             "CompletedTime": None,
             "Generation": int(existing.get("Generation") or 0) + 1 if existing else 0,
         }
-        # The row first, then the message: a failure after the row leaves a Pending
-        # instance that start can overwrite; the dispatcher tolerates a message whose
-        # row is missing, so the reverse order would leave work with no visible record.
-        if existing is None:
-            await self.hub.insert_instance(instance_id, fields)
-        else:
-            await self.hub.replace_instance(instance_id, fields, str(existing.get("etag", "*")))
+        # The message first, then the row, as the Azure Storage backend does: a crash in
+        # between leaves a start message that runs the instance (whose first checkpoint
+        # writes the row), never a Pending row with nothing to run it.
+        sent = await self.hub.send_to_instance(instance_id, execution_id, event)
         try:
-            await self.hub.send_to_instance(instance_id, execution_id, event)
-        except BaseException:
             if existing is None:
-                await asyncio.shield(self._forget(instance_id))
+                await self.hub.insert_instance(instance_id, fields)
+            else:
+                await self.hub.replace_instance(instance_id, fields,
+                                                str(existing.get("etag", "*")))
+        except BaseException:
+            await asyncio.shield(self._withdraw(sent))
             raise
 
-    async def _forget(self, instance_id: str) -> None:
+    async def _withdraw(self, sent: QueueMessage) -> None:
+        """Best effort: take back the start message of a start that failed."""
         try:
-            await self.hub.delete_instance_row(instance_id)
+            await self.hub.delete_message(sent)
         except StorageError:
             pass
 

@@ -1,12 +1,24 @@
 """The durable execution loops: control-queue partitions (orchestrations) and the
 work-item queue (activities).
 
-One session per instance runs at a time; messages that arrive while it runs wait in the
+One session per instance runs at a time; events that arrive while it runs wait in the
 session's buffer and form the next episode, so completions batch up naturally (fan-in).
 A checkpoint follows the Azure Storage backend's order: send outgoing messages, append
 history conditional on the sentinel ETag, update the Instances row, then delete the
-consumed messages. A crash anywhere in between leaves the messages in the queue, and the
-episode is replayed; duplicates are dropped by the engine.
+consumed messages. A crash anywhere in between leaves the messages in their queues and
+the episode is replayed; duplicates are dropped by the engine.
+
+What keeps polling and storage round trips off the critical path of a step, without
+weakening that guarantee:
+- an activity this host schedules is sent hidden (as if received) and run at once when
+  an activity slot is free; the queued copy is the source of truth after a crash;
+- an activity's result for an instance this host owns goes straight into that instance's
+  session instead of through its control queue; the work item is deleted only after the
+  checkpoint that records the result, so a crash re-runs the activity (at least once);
+- the history of an instance is cached after each checkpoint while this host owns its
+  partition; the sentinel ETag on the next write proves the cache is still current;
+- the poll loops sleep only when their queues are idle, and wake at once when this
+  process enqueues work for them.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -23,7 +35,7 @@ from runtime import logs
 from runtime.config import DurableTaskConfig
 from runtime.durable import engine, history
 from runtime.durable.leases import PartitionLeases
-from runtime.durable.taskhub import QueueMessage, TaskHub
+from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 from runtime.errors import (
     CheckpointConflict,
     FunctionInvocationError,
@@ -39,13 +51,21 @@ log = logs.get("durable")
 
 LEASE_INTERVAL = 10.0
 MIN_POLL = 0.05
-ORCHESTRATION_REASON = "(Orchestrator)"
+MAX_IDLE_POLL = 1.0  # locally, a second is the most a new message waits for a poll
+LOCAL_LOCK = 30.0  # the longest an activity this host runs stays hidden between renewals
+# Control messages are locked for at most a minute: a crashed host's messages come back
+# soon, and one delivered twice while still buffered is a duplicate the engine drops.
+CONTROL_LOCK = 60.0
+MAX_ACTIVITY_ATTEMPTS = 5  # attempts interrupted by a dying worker before giving up
+MAX_ORCHESTRATOR_CRASHES = 3
+HISTORY_CACHE_INSTANCES = 1000
+HISTORY_CACHE_EVENTS = 200_000
 
 
 class Invoker(Protocol):
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
-                     reason: str = ...) -> dict[str, Any]: ...
+                     reason: str = ..., affinity: str | None = ...) -> dict[str, Any]: ...
 
 
 def _utcnow() -> datetime:
@@ -53,22 +73,150 @@ def _utcnow() -> datetime:
 
 
 def abandon_delay(dequeue_count: int) -> float:
-    """The backend's backoff for abandoned messages: 2^DequeueCount s, capped at 600 s.
-    Locally a shorter cap keeps out-of-order retries snappy."""
+    """The backend's backoff for abandoned messages is 2^DequeueCount s, capped at
+    600 s; locally a one-minute cap keeps retries visible to a developer."""
     return float(min(2 ** max(0, dequeue_count - 1), 60))
 
 
-def _for_other_execution(message: QueueMessage, current: str | None) -> bool:
-    if current is None or not message.execution_id or message.execution_id == current:
-        return False
-    return message.event.get("EventType") != history.EventType.ExecutionStarted
+@dataclass(frozen=True)
+class Pending:
+    """An event waiting for its instance's next episode.
+
+    `message` is the queue message to delete once the event is checkpointed: the control
+    message that carried it, or, for an activity result handed over in memory, the
+    activity's work item (held by `WorkItems`)."""
+
+    event: dict[str, Any]
+    message: QueueMessage
+    local: bool = False  # an activity result handed over in memory
+
+    @property
+    def key(self) -> str:
+        return self.message.message_id
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        return (self.message.inserted_on, self.message.sequence_number)
+
+    @property
+    def execution_id(self) -> str | None:
+        return self.message.execution_id
 
 
 @dataclass
 class Session:
     instance_id: str
-    buffer: dict[str, QueueMessage] = field(default_factory=dict)
+    buffer: dict[str, Pending] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+
+
+class HistoryCache:
+    """Histories of instances this host owns, as of their last checkpoint (LRU)."""
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[str, HistorySnapshot] = OrderedDict()
+        self.events = 0
+
+    def get(self, instance_id: str) -> HistorySnapshot | None:
+        snapshot = self.entries.get(instance_id)
+        if snapshot is not None:
+            self.entries.move_to_end(instance_id)
+        return snapshot
+
+    def put(self, instance_id: str, snapshot: HistorySnapshot) -> None:
+        self.drop(instance_id)
+        self.entries[instance_id] = snapshot
+        self.events += len(snapshot.events)
+        while self.entries and (len(self.entries) > HISTORY_CACHE_INSTANCES
+                                or self.events > HISTORY_CACHE_EVENTS):
+            _, evicted = self.entries.popitem(last=False)
+            self.events -= len(evicted.events)
+
+    def drop(self, instance_id: str) -> None:
+        snapshot = self.entries.pop(instance_id, None)
+        if snapshot is not None:
+            self.events -= len(snapshot.events)
+
+    def drop_where(self, predicate: Any) -> None:
+        for instance_id in [i for i in self.entries if predicate(i)]:
+            self.drop(instance_id)
+
+
+class WorkItems:
+    """Activity messages this host holds (received, or sent hidden to run itself), kept
+    hidden from other pollers until they are deleted. A lock is renewed when a third of
+    it is left, so a crashed host's work is visible again within one lock period."""
+
+    def __init__(self, hub: TaskHub, lock: float) -> None:
+        self.hub = hub
+        self.lock = lock
+        self.held: dict[str, tuple[QueueMessage, float]] = {}  # id -> (message, hidden until)
+
+    def hold(self, message: QueueMessage, hidden_for: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.held[message.message_id] = (message, loop.time() + hidden_for)
+
+    def current(self, message: QueueMessage) -> QueueMessage:
+        """The message with its latest pop receipt (renewals change it)."""
+        entry = self.held.get(message.message_id)
+        return entry[0] if entry else message
+
+    async def delete(self, message: QueueMessage) -> None:
+        current = self.current(message)
+        self.held.pop(message.message_id, None)
+        await self.hub.delete_message(current)
+
+    async def release(self, message: QueueMessage, delay: float) -> None:
+        current = self.current(message)
+        self.held.pop(message.message_id, None)
+        await self.hub.abandon(current, delay)
+
+    async def renew_expiring(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for message_id, (message, until) in list(self.held.items()):
+            if until - now > self.lock / 2:
+                continue
+            try:
+                renewed = await self.hub.extend(message, self.lock)
+            except StorageError as exc:
+                log.warning("Could not extend the lock of work item %s: %s", message_id, exc)
+                continue
+            if message_id in self.held:
+                self.held[message_id] = (renewed, now + self.lock)
+
+
+class OrderedWrites:
+    """Per-instance background writes that must land in order (an Instances row update,
+    then the deletion of the messages it consumed), off the critical path of the next
+    episode. The history commit before them is the checkpoint; if the process dies first,
+    the messages are delivered again and the row is repaired from history."""
+
+    def __init__(self, spawn: Any) -> None:
+        self.spawn = spawn
+        self.tails: dict[str, asyncio.Task[None]] = {}
+
+    def submit(self, instance_id: str, write: Any) -> None:
+        previous = self.tails.get(instance_id)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await write()
+            except HostError as exc:
+                log.warning("A background write for '%s' failed (%s); its messages will be "
+                            "delivered again.", instance_id, exc)
+
+        task: asyncio.Task[None] = self.spawn(run())
+        self.tails[instance_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self.tails.get(instance_id) is done:
+                del self.tails[instance_id]
+        task.add_done_callback(forget)
+
+    async def drain(self) -> None:
+        await asyncio.gather(*self.tails.values(), return_exceptions=True)
 
 
 class Dispatcher:
@@ -81,14 +229,19 @@ class Dispatcher:
         self.index = FunctionIndex(())
         self.invoker: Invoker | None = None
         self.sessions: dict[str, Session] = {}
+        self.cache = HistoryCache()
+        self.work_items = WorkItems(
+            hub, min(LOCAL_LOCK, config.work_item_queue_visibility_timeout))
+        self.writes = OrderedWrites(self._spawn)
         self.orchestration_slots = asyncio.Semaphore(config.max_concurrent_orchestrator_functions)
-        self.activity_slots = asyncio.Semaphore(config.max_concurrent_activity_functions)
+        self.activities_running = 0
+        self.workitems_starved = False  # the work-item poller waits for a free slot
+        self.crashes: dict[str, int] = {}
         self.partition_wake = [asyncio.Event() for _ in range(hub.partition_count)]
         self.workitem_wake = asyncio.Event()
         self.partition_tasks: dict[int, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.running = False
-        self.on_status_change: Callable[[str, str], None] | None = None
 
     # -- wiring --------------------------------------------------------------------
 
@@ -100,6 +253,9 @@ class Dispatcher:
         """Work was enqueued for an instance: skip the poll delay on its partition."""
         self.partition_wake[self.hub.partition_of(instance_id)].set()
 
+    def owns(self, instance_id: str) -> bool:
+        return self.running and self.hub.partition_of(instance_id) in self.leases.owned
+
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
@@ -107,9 +263,14 @@ class Dispatcher:
         await self._balance_leases()
         self._spawn(self._lease_loop())
         self._spawn(self._workitem_loop())
+        self._spawn(self._renewal_loop())
 
     async def stop(self) -> None:
         self.running = False
+        try:
+            await asyncio.wait_for(self.writes.drain(), 10)
+        except asyncio.TimeoutError:
+            pass
         for event in self.partition_wake:
             event.set()
         self.workitem_wake.set()
@@ -135,7 +296,7 @@ class Dispatcher:
             await asyncio.sleep(LEASE_INTERVAL)
             try:
                 await self._balance_leases()
-            except (StorageError, HostError) as exc:
+            except HostError as exc:
                 log.warning("Partition lease renewal failed: %s", exc)
 
     async def _balance_leases(self) -> None:
@@ -145,11 +306,26 @@ class Dispatcher:
             task = self.partition_tasks.pop(partition, None)
             if task is not None:
                 task.cancel()
+            self.cache.drop_where(lambda i, p=partition: self.hub.partition_of(i) == p)
         for partition in await self.leases.acquire_available():
             log.debug("Acquired the lease on partition %d.", partition)
             self.partition_tasks[partition] = self._spawn(self._partition_loop(partition))
 
+    async def _renewal_loop(self) -> None:
+        while self.running:
+            await asyncio.sleep(self.work_items.lock / 6)
+            await self.work_items.renew_expiring()
+
     # -- control queues ------------------------------------------------------------
+
+    async def _poll(self, wake: asyncio.Event, delay: float) -> float:
+        """Sleep until woken or `delay` passes; return the next, longer delay."""
+        try:
+            await asyncio.wait_for(wake.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        return min(delay * 2 * random.uniform(0.8, 1.2), self.config.max_queue_polling_interval,
+                   MAX_IDLE_POLL)
 
     async def _partition_loop(self, partition: int) -> None:
         queue = self.hub.control_queue(partition)
@@ -158,48 +334,43 @@ class Dispatcher:
         while self.running and partition in self.leases.owned:
             wake.clear()
             try:
-                messages = await self.hub.receive(queue, self.config.control_queue_batch_size,
-                                                  self.config.control_queue_visibility_timeout)
+                messages = await self.hub.receive(
+                    queue, self.config.control_queue_batch_size,
+                    min(CONTROL_LOCK, self.config.control_queue_visibility_timeout))
             except StorageError as exc:
                 log.warning("Receiving from %s failed: %s", queue, exc)
                 messages = []
             if messages:
                 delay = MIN_POLL
-                self._accept(messages)
+                for message in messages:
+                    self._enqueue(message.instance_id, Pending(message.event, message))
                 continue
-            try:
-                await asyncio.wait_for(wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
-            delay = min(delay * 2 * random.uniform(0.8, 1.2),
-                        self.config.max_queue_polling_interval, 1.0)
+            delay = await self._poll(wake, delay)
 
-    def _accept(self, messages: list[QueueMessage]) -> None:
-        ordered = sorted(messages, key=lambda m: (m.inserted_on, m.body.get("SequenceNumber", 0)))
-        for message in ordered:
-            session = self.sessions.get(message.instance_id)
-            if session is None:
-                session = self.sessions[message.instance_id] = Session(message.instance_id)
-            session.buffer[message.message_id] = message  # a redelivered copy replaces the old
-            if session.task is None:
-                session.task = self._spawn(self._run_session(session))
+    def _enqueue(self, instance_id: str, pending: Pending) -> None:
+        session = self.sessions.get(instance_id)
+        if session is None:
+            session = self.sessions[instance_id] = Session(instance_id)
+        session.buffer[pending.key] = pending  # a redelivered copy replaces the old one
+        if session.task is None:
+            session.task = self._spawn(self._run_session(session))
 
     async def _run_session(self, session: Session) -> None:
         try:
             while session.buffer and self.running:
-                batch = sorted(session.buffer.values(),
-                               key=lambda m: (m.inserted_on, m.body.get("SequenceNumber", 0)))
+                batch = sorted(session.buffer.values(), key=lambda p: p.order)
                 session.buffer.clear()
                 async with self.orchestration_slots:
                     try:
                         await self._episode(session.instance_id, batch)
+                        self.crashes.pop(session.instance_id, None)
                     except CheckpointConflict as exc:
-                        log.warning("%s Abandoning the work item; it will be retried.", exc)
-                        await self._abandon(batch)
+                        log.warning("%s The work item is abandoned and will be retried.", exc)
+                        await self._give_back(session.instance_id, batch)
                     except (StorageError, WorkerError) as exc:
                         log.warning("Orchestration '%s' work item failed (%s); it will be "
                                     "retried.", session.instance_id, exc)
-                        await self._abandon(batch)
+                        await self._give_back(session.instance_id, batch)
         finally:
             session.task = None
             if session.buffer and self.running:
@@ -207,37 +378,78 @@ class Dispatcher:
             else:
                 self.sessions.pop(session.instance_id, None)
 
-    async def _abandon(self, messages: list[QueueMessage]) -> None:
-        for message in messages:
+    async def _give_back(self, instance_id: str, batch: list[Pending]) -> None:
+        """An episode did not commit: forget the cached history, return control messages
+        to their queue, and route results handed over in memory through the queue."""
+        self.cache.drop(instance_id)
+        await self._abandon([p for p in batch if not p.local])
+        await asyncio.gather(*(self._report_via_queue(p) for p in batch if p.local))
+
+    async def _abandon(self, batch: list[Pending]) -> None:
+        for pending in batch:
             try:
-                await self.hub.abandon(message, abandon_delay(message.dequeue_count))
+                await self.hub.abandon(pending.message,
+                                       abandon_delay(pending.message.dequeue_count))
             except StorageError:
                 pass  # it reappears when its visibility timeout ends anyway
 
-    async def _episode(self, instance_id: str, messages: list[QueueMessage]) -> None:
-        snapshot = await self.hub.load_history(instance_id)
-        stale = [m for m in messages if _for_other_execution(m, snapshot.execution_id)]
+    async def _delete(self, batch: list[Pending]) -> None:
+        async def one(pending: Pending) -> None:
+            if pending.local:
+                await self.work_items.delete(pending.message)
+            else:
+                await self.hub.delete_message(pending.message)
+        await asyncio.gather(*(one(p) for p in batch))
+
+    async def _load(self, instance_id: str) -> HistorySnapshot:
+        cached = self.cache.get(instance_id)
+        return cached if cached is not None else await self.hub.load_history(instance_id)
+
+    async def _episode(self, instance_id: str, batch: list[Pending]) -> None:
+        snapshot = await self._load(instance_id)
+        stale = [p for p in batch if _for_other_execution(p, snapshot.execution_id)]
         if stale:
             # Replies to an execution that has since been replaced (id reuse): drop them.
             await self._delete(stale)
-            messages = [m for m in messages if m not in stale]
-            if not messages:
+            batch = [p for p in batch if p not in stale]
+            if not batch:
                 return
         now = _utcnow()
         episode = engine.plan_episode(instance_id, snapshot.events,
-                                      [m.event for m in messages], now)
-        deferred = [messages[i] for i in episode.deferred]
+                                      [p.event for p in batch], now)
+        deferred_indexes = set(episode.deferred)
+        deferred = [p for i, p in enumerate(batch) if i in deferred_indexes]
+        consumed = [p for i, p in enumerate(batch) if i not in deferred_indexes]
         if deferred:
-            await self._abandon(deferred)
-        consumed = [m for i, m in enumerate(messages) if i not in set(episode.deferred)]
+            # Out of order: a result whose scheduling is not in history yet. Retry later.
+            self.cache.drop(instance_id)
+            await self._abandon([p for p in deferred if not p.local])
+            await asyncio.gather(*(self._report_via_queue(p) for p in deferred if p.local))
         if episode.terminated_reason is not None:
             result = engine.terminate(episode, now)
         elif episode.needs_replay:
             result = await self._replay(episode, now)
         else:
+            await self._repair_instance_row(instance_id, snapshot)
             await self._delete(consumed)
             return
-        await self._checkpoint(episode, snapshot, result, consumed, now)
+        await self._checkpoint(episode, snapshot, result, consumed)
+
+    async def _repair_instance_row(self, instance_id: str, snapshot: HistorySnapshot) -> None:
+        """Messages for a finished instance: make sure its Instances row says so (a crash
+        between a history commit and the row update leaves the row behind)."""
+        final = next((e for e in reversed(snapshot.events) if e.get("EventType") in (
+            history.EventType.ExecutionCompleted, history.EventType.ExecutionTerminated)), None)
+        if final is None:
+            return
+        row = await self.hub.read_instance(instance_id)
+        status = engine.final_status(final)
+        if row is None or row.get("RuntimeStatus") == status:
+            return
+        log.info("Repairing the status of '%s' from its history (%s).", instance_id, status)
+        await self.hub.merge_instance(instance_id, {
+            "RuntimeStatus": status, "Output": engine.final_output(final),
+            "LastUpdatedTime": _utcnow(), "CompletedTime": _utcnow()})
 
     async def _replay(self, episode: engine.Episode, now: datetime) -> engine.EpisodeResult:
         spec = self.index.durable("orchestrationTrigger", episode.orchestrator_name)
@@ -253,12 +465,21 @@ class Dispatcher:
         raised: str | None = None
         try:
             value = await self.invoker.invoke(spec.name, {trigger_name: context},
-                                              timeout=self.function_timeout)
+                                              timeout=self.function_timeout,
+                                              affinity=episode.instance_id)
             returned = value.get("text")
         except FunctionInvocationError as exc:
             raised = exc.exc_message
         except InvocationTimeout as exc:
             return engine.fail(episode, str(exc), now)
+        except WorkerError as exc:
+            crashes = self.crashes.get(episode.instance_id, 0) + 1
+            self.crashes[episode.instance_id] = crashes
+            if crashes < MAX_ORCHESTRATOR_CRASHES:
+                raise
+            self.crashes.pop(episode.instance_id, None)
+            return engine.fail(episode, f"{exc} (the orchestrator crashed its worker "
+                                        f"{crashes} times in a row)", now)
         try:
             state = engine.parse_sdk_result(returned, raised)
         except ProtocolError as exc:
@@ -267,27 +488,34 @@ class Dispatcher:
         return engine.apply_state(episode, state, activities, now,
                                   self.config.max_orchestration_actions)
 
-    async def _checkpoint(self, episode: engine.Episode, snapshot: Any,
-                          result: engine.EpisodeResult, consumed: list[QueueMessage],
-                          now: datetime) -> None:
+    async def _checkpoint(self, episode: engine.Episode, snapshot: HistorySnapshot,
+                          result: engine.EpisodeResult, consumed: list[Pending]) -> None:
         instance_id = episode.instance_id
         execution_id = episode.execution_id or ""
-        episode_number = sum(1 for e in snapshot.events
+        episode_number = sum(1 for e in episode.past_events
                              if e.get("EventType") == history.EventType.OrchestratorStarted)
         # 1. outgoing messages (the queued copies are the source of truth after a crash)
         await asyncio.gather(*(self._send(instance_id, execution_id, message, episode_number)
                                for message in result.outgoing))
         # 2. history, conditional on the sentinel ETag
-        await self.hub.append_history(instance_id, execution_id, len(episode.past_events),
-                                      result.new_events, snapshot.etag)
-        # 3. the Instances row
-        await self.hub.merge_instance(instance_id, self._instance_fields(episode, result, now))
-        # 4. the consumed messages
-        await self._delete(consumed)
+        etag = await self.hub.append_history(instance_id, execution_id,
+                                             len(episode.past_events), result.new_events,
+                                             snapshot.etag)
+        if result.runtime_status == "Running":
+            self.cache.put(instance_id, HistorySnapshot(
+                [*episode.past_events, *result.new_events], etag, execution_id))
+        else:
+            self.cache.drop(instance_id)
+        # 3. the Instances row, then 4. the consumed messages, in the background: the
+        # history commit above is the checkpoint, and the next episode need not wait.
+        fields = _instance_fields(episode, result)
+
+        async def finish() -> None:
+            await self.hub.merge_instance(instance_id, fields)
+            await self._delete(consumed)
+        self.writes.submit(instance_id, finish)
         for message in result.outgoing:
-            if message.kind == "activity":
-                self.workitem_wake.set()
-            elif message.visible_at is None:
+            if message.kind == "orchestration" and message.visible_at is None:
                 self.notify_instance(message.target_instance_id)
         if result.runtime_status != "Running":
             log.info("Orchestration '%s' (%s) %s.", episode.orchestrator_name, instance_id,
@@ -296,8 +524,23 @@ class Dispatcher:
     async def _send(self, instance_id: str, execution_id: str,
                     message: engine.OutgoingMessage, episode: int) -> None:
         if message.kind == "activity":
-            await self.hub.send_activity(instance_id, execution_id, message.event,
-                                         episode=episode)
+            if not self._reserve_activity_slot():
+                await self.hub.send_activity(instance_id, execution_id, message.event,
+                                             episode=episode)
+                self.workitem_wake.set()
+                return
+            # Run it now, while its hidden work item is being written: the result waits in
+            # the session until this checkpoint (which needs the work item) has committed.
+            outcome = self._spawn(self._attempt_activity(message.event))
+            try:
+                sent = await self.hub.send_activity(
+                    instance_id, execution_id, message.event, episode=episode,
+                    visibility_delay=self.work_items.lock)
+            except BaseException:
+                self._spawn(self._discard_outcome(outcome))
+                raise
+            self.work_items.hold(sent, self.work_items.lock)
+            self._spawn(self._hand_over(sent, outcome))
             return
         delay = 0.0
         if message.visible_at is not None:
@@ -306,88 +549,105 @@ class Dispatcher:
                                         message.event, visibility_delay=delay,
                                         sender=(instance_id, execution_id), episode=episode)
 
-    @staticmethod
-    def _instance_fields(episode: engine.Episode, result: engine.EpisodeResult,
-                         now: datetime) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "ExecutionId": episode.execution_id,
-            "LastUpdatedTime": now,
-            "RuntimeStatus": result.runtime_status,
-            "CustomStatus": result.custom_status_text or "null",
-            "Name": episode.orchestrator_name,
-        }
-        if result.runtime_status != "Running":
-            fields["Output"] = result.output_text
-            fields["CompletedTime"] = now
-        return fields
-
-    async def _delete(self, messages: list[QueueMessage]) -> None:
-        await asyncio.gather(*(self.hub.delete_message(m) for m in messages))
-
     # -- activities ----------------------------------------------------------------
+
+    def _reserve_activity_slot(self) -> bool:
+        if self.activities_running >= self.config.max_concurrent_activity_functions:
+            return False
+        self.activities_running += 1
+        return True
 
     async def _workitem_loop(self) -> None:
         queue = self.hub.names.workitems
+        visibility = self.work_items.lock
         delay = MIN_POLL
         while self.running:
             self.workitem_wake.clear()
-            free = self.config.max_concurrent_activity_functions - self._active_activities()
-            if free <= 0:
-                await asyncio.sleep(MIN_POLL)
+            free = self.config.max_concurrent_activity_functions - self.activities_running
+            self.workitems_starved = free <= 0
+            if self.workitems_starved:
+                await self._poll(self.workitem_wake, MAX_IDLE_POLL)
                 continue
             try:
-                messages = await self.hub.receive(
-                    queue, min(32, free), self.config.work_item_queue_visibility_timeout)
+                messages = await self.hub.receive(queue, min(32, free), visibility)
             except StorageError as exc:
                 log.warning("Receiving activities failed: %s", exc)
                 messages = []
             if messages:
                 delay = MIN_POLL
                 for message in messages:
+                    self.activities_running += 1
+                    self.work_items.hold(message, visibility)
                     self._spawn(self._run_activity(message))
                 continue
-            try:
-                await asyncio.wait_for(self.workitem_wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
-            delay = min(delay * 2 * random.uniform(0.8, 1.2),
-                        self.config.max_queue_polling_interval, 1.0)
-
-    def _active_activities(self) -> int:
-        return self.config.max_concurrent_activity_functions - self.activity_slots._value
+            delay = await self._poll(self.workitem_wake, delay)
 
     async def _run_activity(self, message: QueueMessage) -> None:
-        async with self.activity_slots:
-            event = message.event
-            scheduled_id = int(event.get("EventId", -1))
-            name = str(event.get("Name"))
-            try:
-                completion = await self._execute_activity(name, scheduled_id, event, message)
-            except WorkerError as exc:
-                log.warning("Activity '%s' of '%s' was interrupted (%s); it will be retried.",
-                            name, message.instance_id, exc)
-                await self._abandon([message])
-                return
-            try:
-                await self.hub.send_to_instance(message.instance_id, message.execution_id,
-                                                completion)
-                await self.hub.delete_message(message)
-            except StorageError as exc:
-                log.warning("Could not report activity '%s' of '%s' (%s); it will be "
-                            "retried.", name, message.instance_id, exc)
-                return
-            self.notify_instance(message.instance_id)
+        """Run a received activity (its slot is already reserved) and hand its result over."""
+        await self._hand_over(message, self._spawn(self._attempt_activity(message.event)))
 
-    async def _execute_activity(self, name: str, scheduled_id: int, event: dict[str, Any],
-                                message: QueueMessage) -> dict[str, Any]:
-        now = _utcnow
+    async def _attempt_activity(self, event: dict[str, Any]) -> dict[str, Any] | WorkerError:
+        """The activity's TaskCompleted/TaskFailed, or the WorkerError that interrupted it.
+        Frees the activity slot when done."""
+        try:
+            return await self._execute_activity(str(event.get("Name")), event)
+        except WorkerError as exc:
+            return exc
+        finally:
+            self.activities_running -= 1
+            if self.workitems_starved:
+                self.workitem_wake.set()  # the poller waits for a free slot
+
+    async def _discard_outcome(self, outcome: asyncio.Task[Any]) -> None:
+        await asyncio.gather(outcome, return_exceptions=True)
+
+    async def _hand_over(self, message: QueueMessage,
+                         outcome: asyncio.Task[dict[str, Any] | WorkerError]) -> None:
+        completion = await outcome
+        event = message.event
+        if isinstance(completion, WorkerError):
+            name = str(event.get("Name"))
+            if message.dequeue_count + 1 < MAX_ACTIVITY_ATTEMPTS:
+                log.warning("Activity '%s' of '%s' was interrupted (%s); it will be retried.",
+                            name, message.instance_id, completion)
+                await self._release_work_item(message)
+                return
+            completion = history.task_failed(
+                int(event.get("EventId", -1)),
+                f"Activity function '{name}' failed: {completion}", None, _utcnow())
+        pending = Pending(completion, message, local=True)
+        if self.owns(message.instance_id):
+            self._enqueue(message.instance_id, pending)
+        else:
+            await self._report_via_queue(pending)
+
+    async def _release_work_item(self, message: QueueMessage) -> None:
+        try:
+            await self.work_items.release(message, abandon_delay(message.dequeue_count + 1))
+        except StorageError:
+            pass  # its lock runs out and it is received again anyway
+
+    async def _report_via_queue(self, pending: Pending) -> None:
+        """Send an activity result to its instance's control queue, then delete the work
+        item: the at-least-once path, used when the result cannot go in memory."""
+        message = pending.message
+        try:
+            await self.hub.send_to_instance(message.instance_id, message.execution_id,
+                                            pending.event)
+            await self.work_items.delete(message)
+        except StorageError as exc:
+            log.warning("Could not report an activity result of '%s' (%s); the activity "
+                        "will run again.", message.instance_id, exc)
+            return
+        self.notify_instance(message.instance_id)
+
+    async def _execute_activity(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
+        scheduled_id = int(event.get("EventId", -1))
         spec = self.index.durable("activityTrigger", name)
         if spec is None or self.invoker is None:
-            known = ", ".join(f"'{n}'" for n in self.index.durable_names("activityTrigger"))
-            reason = (f"The function '{name}' doesn't exist, is disabled, or is not an activity "
-                      f"function. Additional info: The following are the known activity "
-                      f"functions: {known}.")
-            return history.task_failed(scheduled_id, reason, None, now())
+            return history.task_failed(
+                scheduled_id, engine.unknown_activity_message(
+                    name, self.index.durable_names("activityTrigger")), None, _utcnow())
         trigger_name = str(spec.trigger.get("name", "input"))
         input_text = event.get("Input")
         try:
@@ -398,8 +658,32 @@ class Dispatcher:
             reason = f"Activity function '{name}' failed: {exc.exc_type}: {exc.exc_message}"
             details = json.dumps({"ClassName": exc.exc_type, "Message": exc.exc_message,
                                   "StackTrace": exc.traceback_text})
-            return history.task_failed(scheduled_id, reason, details, now())
+            return history.task_failed(scheduled_id, reason, details, _utcnow())
         except InvocationTimeout as exc:
-            reason = f"Activity function '{name}' failed: {exc}"
-            return history.task_failed(scheduled_id, reason, None, now())
-        return history.task_completed(scheduled_id, str(value.get("text", "null")), now())
+            return history.task_failed(scheduled_id, f"Activity function '{name}' failed: "
+                                                     f"{exc}", None, _utcnow())
+        return history.task_completed(scheduled_id, str(value.get("text", "null")), _utcnow())
+
+
+def _for_other_execution(pending: Pending, current: str | None) -> bool:
+    if current is None or not pending.execution_id or pending.execution_id == current:
+        return False
+    return pending.event.get("EventType") != history.EventType.ExecutionStarted
+
+
+def _instance_fields(episode: engine.Episode, result: engine.EpisodeResult) -> dict[str, Any]:
+    now = _utcnow()
+    fields: dict[str, Any] = {
+        "ExecutionId": episode.execution_id,
+        "LastUpdatedTime": now,
+        "RuntimeStatus": result.runtime_status,
+        "CustomStatus": result.custom_status_text or "null",
+        "Name": episode.orchestrator_name,
+    }
+    if result.runtime_status != "Running":
+        fields["Output"] = result.output_text
+        fields["CompletedTime"] = now
+    return fields
+
+
+__all__ = ["Dispatcher", "Pending", "abandon_delay"]

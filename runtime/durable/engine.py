@@ -508,3 +508,19 @@ def _schedule(episode: Episode, item: _Planned,
     return (history.task_scheduled(item.task_id, name, None, now),
             OutgoingMessage("activity", episode.instance_id, episode.execution_id,
                             history.task_scheduled(item.task_id, name, input_text, now)))
+
+
+def final_status(event: dict[str, Any]) -> str:
+    """The runtime status an ExecutionCompleted (or ExecutionTerminated) event records."""
+    if event.get("EventType") == EventType.ExecutionTerminated:
+        return "Terminated"
+    return OrchestrationStatus(int(event.get("OrchestrationStatus", 1))).name
+
+
+def final_output(event: dict[str, Any]) -> str | None:
+    """The output text an ExecutionCompleted (or ExecutionTerminated) event records."""
+    if event.get("EventType") == EventType.ExecutionTerminated:
+        value = event.get("Input")
+    else:
+        value = event.get("Result")
+    return None if value is None else str(value)

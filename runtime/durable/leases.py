@@ -115,9 +115,11 @@ class PartitionLeases:
         if partition not in self._blob_exists:
             await self._ensure_blob(partition, blob)
             self._blob_exists.add(partition)
-        # A fixed proposed id makes the acquire idempotent: re-acquiring a lease we
-        # already hold with the same id succeeds, so a retry after a lost answer is safe.
-        lease = BlobLeaseClient(blob, lease_id=str(uuid.uuid4()))
+        # The proposed id is derived from the owner id, so acquiring is idempotent: a retry
+        # after a lost answer succeeds, and a host restarted after a crash (same owner id)
+        # takes its partitions back at once instead of waiting for the old lease to expire.
+        lease_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"funclocal/{self.owner_id}/{partition}"))
+        lease = BlobLeaseClient(blob, lease_id=lease_id)
         started = time.monotonic()
 
         async def op() -> bool:

@@ -9,17 +9,26 @@ All three service clients share one aiohttp session (one connection pool) throug
 - short, bounded SDK retries: the storage SDKs default to a 15 s first backoff, which turns
   an Azurite stall (queue garbage collection) into 15-40 s requests. Operations that the
   SDK does not retry (table MERGE and batch POST) go through `with_retries`.
+
+Opt-in request counting (`FUNCLOCAL_STORAGE_STATS=1`, or `count_requests=True`) tallies
+every HTTP request the session sends by service, method and operation; `storage_stats()`
+returns the tallies. The benchmarks read them through the host status endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from azure.core.exceptions import (
@@ -33,6 +42,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.blob.aio import LinearRetry as BlobLinearRetry
 from azure.storage.queue.aio import QueueServiceClient
 
+from runtime.durable.leanqueue import LeanQueues
 from runtime.errors import StorageError
 
 _QueueRetry: Any
@@ -48,6 +58,7 @@ T = TypeVar("T")
 # The newest service version Azurite 3.37 accepts (newer SDKs send a newer one, which
 # Azurite rejects unless started with --skipApiVersionCheck). Real accounts accept it too.
 SERVICE_API_VERSION = "2026-06-06"
+LEAN_ENV = "FUNCLOCAL_LEAN_QUEUES"  # "0" sends every queue request through the SDK
 
 SDK_RETRY_TOTAL = 3
 SDK_BACKOFF = 0.5  # seconds, +- jitter below
@@ -59,6 +70,8 @@ KEEPALIVE_SECONDS = 3.0
 
 _TRANSIENT_STATUS = frozenset({408, 429})
 
+STATS_ENV = "FUNCLOCAL_STORAGE_STATS"
+
 
 @dataclass(frozen=True)
 class StorageClients:
@@ -68,6 +81,12 @@ class StorageClients:
     queues: QueueServiceClient
     blobs: BlobServiceClient
     session: aiohttp.ClientSession
+    # Signed requests for the hot queue operations; None when there is no account key.
+    lean_queues: LeanQueues | None = None
+
+    def request_counts(self) -> dict[str, int] | None:
+        """The process's storage request counts (see `storage_stats`)."""
+        return storage_stats()
 
     async def close(self) -> None:
         # The transport does not own the session, so closing the clients leaves it to us.
@@ -86,13 +105,23 @@ class StorageClients:
 
 
 async def open_storage(connection_string: str, *, max_connections: int = 100,
-                       read_timeout: float = READ_TIMEOUT) -> StorageClients:
-    """Clients for the account in `connection_string` (must run inside the event loop)."""
+                       read_timeout: float = READ_TIMEOUT,
+                       count_requests: bool | None = None) -> StorageClients:
+    """Clients for the account in `connection_string` (must run inside the event loop).
+
+    `count_requests` adds the session's requests to `storage_stats()`; by default it
+    follows the FUNCLOCAL_STORAGE_STATS environment variable.
+    """
+    if count_requests is None:
+        count_requests = counting_enabled()
+    services: dict[str, tuple[str, str]] = {}  # filled in once the clients exist
+    traces = [_COUNTER.trace_config(services)] if count_requests else []
     connector = aiohttp.TCPConnector(limit=max_connections,
                                      keepalive_timeout=KEEPALIVE_SECONDS)
     session = aiohttp.ClientSession(connector=connector, trust_env=False,
                                     auto_decompress=False,
-                                    cookie_jar=aiohttp.DummyCookieJar())
+                                    cookie_jar=aiohttp.DummyCookieJar(),
+                                    trace_configs=traces or None)
     try:
         transport = AioHttpTransport(session=session, session_owner=False,
                                      use_env_settings=False,
@@ -126,7 +155,19 @@ async def open_storage(connection_string: str, *, max_connections: int = 100,
     except BaseException:
         await session.close()
         raise
-    return StorageClients(tables=tables, queues=queues, blobs=blobs, session=session)
+    services.update(_services_by_origin(tables.url, queues.url, blobs.url))
+    return StorageClients(tables=tables, queues=queues, blobs=blobs, session=session,
+                          lean_queues=_lean_queues(queues, session, read_timeout))
+
+
+def _lean_queues(queues: QueueServiceClient, session: aiohttp.ClientSession,
+                 timeout: float) -> LeanQueues | None:
+    credential = getattr(queues, "credential", None)
+    account = getattr(credential, "account_name", None)
+    key = getattr(credential, "account_key", None)
+    if not account or not key or os.environ.get(LEAN_ENV, "1") == "0":
+        return None
+    return LeanQueues(session, queues.url.split("?")[0], account, key, timeout=timeout)
 
 
 def _with_api_version(factory: Callable[..., T], connection_string: str, **kwargs: Any) -> T:
@@ -137,6 +178,101 @@ def _with_api_version(factory: Callable[..., T], connection_string: str, **kwarg
             raise
         # An SDK that does not know this version: let it use its own default.
         return factory(connection_string, **kwargs)
+
+
+# -- request counting ---------------------------------------------------------------------
+
+_TRAILING_NUMBER = re.compile(r"-\d+$")
+
+
+def counting_enabled() -> bool:
+    return os.environ.get(STATS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def storage_stats() -> dict[str, int] | None:
+    """Storage requests sent by this process's counting sessions since it started, keyed
+    "service:METHOD target operation[ status]" (the status only when it is 300 or more),
+    e.g. "queue:GET hub-control-* messages" or "table:POST $batch". None when counting
+    is off."""
+    if not _COUNTER.used and not counting_enabled():
+        return None
+    return dict(sorted(_COUNTER.counts.items()))
+
+
+def request_operation(service: str, method: str, path: str, query: str) -> str:
+    """The counting key of one request, from the URL path below the account."""
+    parts = [p for p in path.split("/") if p]
+    method = method.upper()
+    if service == "table":
+        first = parts[0] if parts else ""
+        name = first.split("(", 1)[0]
+        if name in ("$batch", "Tables") or not name:
+            return f"table:{method} {name or '/'}"
+        if "PartitionKey=" in first:
+            return f"table:{method} {name} entity"
+        return f"table:{method} {name} {'query' if method == 'GET' else 'rows'}"
+    if service == "queue":
+        queue = _TRAILING_NUMBER.sub("-*", parts[0]) if parts else "/"
+        if len(parts) >= 3:
+            return f"queue:{method} {queue} message"
+        if len(parts) == 2:
+            return f"queue:{method} {queue} {parts[1]}"
+        return f"queue:{method} {queue}"
+    fields = dict(p.partition("=")[::2] for p in query.split("&") if p)
+    container = parts[0] if parts else "/"
+    operation = fields.get("comp") or ("blob" if len(parts) > 1 else "container")
+    return f"{service}:{method} {container} {operation}"
+
+
+class _RequestCounter:
+    """Counts requests by operation through aiohttp's request tracing."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.used = False
+
+    def trace_config(self, services: dict[str, tuple[str, str]]) -> aiohttp.TraceConfig:
+        """`services` maps an origin to (service, account path prefix)."""
+        self.used = True
+
+        def key(url: Any, method: str) -> str:
+            origin = f"{url.scheme}://{url.host}:{url.port}".lower()
+            service, base = services.get(origin, ("storage", ""))
+            path = url.raw_path
+            if base and path.startswith(base):
+                path = path[len(base):]
+            return request_operation(service, method, path, url.raw_query_string)
+
+        async def on_end(_session: aiohttp.ClientSession, _ctx: SimpleNamespace,
+                         params: aiohttp.TraceRequestEndParams) -> None:
+            name = key(params.url, params.method)
+            status = params.response.status
+            self.counts[name if status < 300 else f"{name} {status}"] += 1
+
+        async def on_error(_session: aiohttp.ClientSession, _ctx: SimpleNamespace,
+                           params: aiohttp.TraceRequestExceptionParams) -> None:
+            self.counts[f"{key(params.url, params.method)} error"] += 1
+
+        config = aiohttp.TraceConfig()
+        config.on_request_end.append(on_end)
+        config.on_request_exception.append(on_error)
+        return config
+
+
+def _services_by_origin(table_url: str, queue_url: str,
+                        blob_url: str) -> dict[str, tuple[str, str]]:
+    """origin -> (service, account path prefix): emulator URLs carry the account name in
+    the path, cloud ones in the host name."""
+    found: dict[str, tuple[str, str]] = {}
+    for service, url in (("table", table_url), ("queue", queue_url), ("blob", blob_url)):
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found[f"{parts.scheme}://{parts.hostname}:{port}".lower()] = (
+            service, parts.path.rstrip("/"))
+    return found
+
+
+_COUNTER = _RequestCounter()
 
 
 def is_transient(exc: BaseException) -> bool:

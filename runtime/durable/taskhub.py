@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import gzip
 import itertools
 import json
@@ -34,7 +35,9 @@ from azure.core.exceptions import (
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.storage.queue.aio import QueueClient
 
+from runtime.durable import faults
 from runtime.durable import names as nm
+from runtime.durable import tablebatch as tb
 from runtime.durable import tablerows as tr
 from runtime.durable.storage import StorageClients, describe_error, with_retries
 from runtime.errors import (
@@ -112,6 +115,7 @@ class TaskHub:
         self._large = storage.blobs.get_container_client(self.names.large_messages_container)
         self._leases = storage.blobs.get_container_client(self.names.leases_container)
         self._queues: dict[str, QueueClient] = {}
+        self._lean = storage.lean_queues
         self._blob_slots = asyncio.Semaphore(_BLOB_CONCURRENCY)
 
     # --- names -------------------------------------------------------------------------
@@ -215,19 +219,23 @@ class TaskHub:
     async def send_to_instance(self, instance_id: str, execution_id: str | None,
                                event: dict[str, Any], *, visibility_delay: float = 0.0,
                                sender: tuple[str, str] | None = None,
-                               episode: int | None = None) -> None:
+                               episode: int | None = None) -> QueueMessage:
         queue = self.control_queue(self.partition_of(instance_id))
-        await self._send(queue, instance_id, execution_id, event, visibility_delay, sender,
-                         episode)
+        return await self._send(queue, instance_id, execution_id, event, visibility_delay,
+                                sender, episode)
 
     async def send_activity(self, instance_id: str, execution_id: str, event: dict[str, Any],
-                            *, episode: int | None = None) -> None:
-        await self._send(self.names.workitems, instance_id, execution_id, event, 0.0,
-                         None, episode)
+                            *, episode: int | None = None,
+                            visibility_delay: float = 0.0) -> QueueMessage:
+        """Enqueue an activity. With a visibility delay the sender keeps the message
+        hidden (as if it had received it) and may run it itself at once; the queued copy
+        stays the source of truth should the sender crash."""
+        return await self._send(self.names.workitems, instance_id, execution_id, event,
+                                visibility_delay, None, episode)
 
     async def _send(self, queue: str, instance_id: str, execution_id: str | None,
                     event: dict[str, Any], delay: float, sender: tuple[str, str] | None,
-                    episode: int | None) -> None:
+                    episode: int | None) -> QueueMessage:
         if delay > MAX_VISIBILITY_DELAY:
             raise ValueError(f"visibility delay {delay:.0f} s exceeds the queue limit of "
                              f"{MAX_VISIBILITY_DELAY} s (7 days)")
@@ -255,12 +263,19 @@ class TaskHub:
                                              type_name)
             await self._upload(blob_name, data)
             text = json.dumps({"CompressedBlobName": blob_name})
-        client = self._queue(queue)
         visibility = math.ceil(delay) if delay > 0 else None
+        lean = self._lean
 
-        async def op() -> None:
-            await client.send_message(text, visibility_timeout=visibility, time_to_live=-1)
-        await self._run(op, f"sending a message to {queue}")
+        async def op() -> Any:
+            if lean is not None:
+                return await lean.send(queue, text, visibility)
+            return await self._queue(queue).send_message(text, visibility_timeout=visibility,
+                                                         time_to_live=-1)
+        sent = await self._run(op, f"sending a message to {queue}")
+        if faults.active.duplicate_sends:
+            await self._run(op, f"sending a duplicate message to {queue}")
+        return QueueMessage(queue=queue, message_id=sent.id, pop_receipt=sent.pop_receipt,
+                            dequeue_count=0, inserted_on=sent.inserted_on, body=envelope)
 
     async def receive(self, queue: str, max_messages: int,
                       visibility_timeout: float) -> list[QueueMessage]:
@@ -268,8 +283,11 @@ class TaskHub:
         count = max(1, min(MAX_RECEIVE, max_messages))
         hidden_for = max(1, math.ceil(visibility_timeout))
         client = self._queue(queue)
+        lean = self._lean
 
         async def op() -> list[Any]:
+            if lean is not None:
+                return list(await lean.receive(queue, count, hidden_for))
             pages = client.receive_messages(messages_per_page=count,
                                             visibility_timeout=hidden_for).by_page()
             try:
@@ -305,10 +323,14 @@ class TaskHub:
 
     async def _delete(self, queue: str, message_id: str, pop_receipt: str) -> None:
         client = self._queue(queue)
+        lean = self._lean
 
         async def op() -> None:
             try:
-                await client.delete_message(message_id, pop_receipt)
+                if lean is not None:
+                    await lean.delete(queue, message_id, pop_receipt)
+                else:
+                    await client.delete_message(message_id, pop_receipt)
             except ResourceNotFoundError:
                 pass
             except HttpResponseError as exc:
@@ -324,17 +346,38 @@ class TaskHub:
         """Make a received message visible again after `delay` seconds."""
         client = self._queue(msg.queue)
         hidden_for = max(0, min(MAX_VISIBILITY_DELAY, math.ceil(delay)))
+        lean = self._lean
 
         async def op() -> None:
             try:
-                await client.update_message(msg.message_id, msg.pop_receipt,
-                                            visibility_timeout=hidden_for)
+                if lean is not None:
+                    await lean.update(msg.queue, msg.message_id, msg.pop_receipt, hidden_for)
+                else:
+                    await client.update_message(msg.message_id, msg.pop_receipt,
+                                                visibility_timeout=hidden_for)
             except ResourceNotFoundError:
                 pass
             except HttpResponseError as exc:
                 if not _is_pop_receipt_mismatch(exc):
                     raise
         await self._run(op, f"abandoning a message in {msg.queue}")
+
+    async def extend(self, msg: QueueMessage, seconds: float) -> QueueMessage:
+        """Keep a message we hold hidden for `seconds` more; returns it with the new pop
+        receipt that the queue hands out on every update."""
+        client = self._queue(msg.queue)
+        hidden_for = max(1, min(MAX_VISIBILITY_DELAY, math.ceil(seconds)))
+        lean = self._lean
+
+        async def op() -> str:
+            if lean is not None:
+                return await lean.update(msg.queue, msg.message_id, msg.pop_receipt,
+                                         hidden_for)
+            updated = await client.update_message(msg.message_id, msg.pop_receipt,
+                                                  visibility_timeout=hidden_for)
+            return str(updated.pop_receipt)
+        receipt = await self._run(op, f"extending a message's lock in {msg.queue}")
+        return dataclasses.replace(msg, pop_receipt=receipt)
 
     def _queue(self, name: str) -> QueueClient:
         client = self._queues.get(name)
@@ -388,23 +431,19 @@ class TaskHub:
             tag = f"{checkpoint_id}:{number}"
             sentinel = tr.sentinel_row(pk, execution_id, is_complete=is_complete and last,
                                        checkpoint_id=tag, completed_at=now)
-            ops: list[Any] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in batch]
-            if etag is None:
-                ops.append(("create", sentinel))
-            else:
-                ops.append(("update", sentinel,
-                            {"mode": UpdateMode.MERGE, "etag": etag,
-                             "match_condition": MatchConditions.IfNotModified}))
+            ops = [tb.Operation("upsert", row) for row in batch]
+            ops.append(tb.Operation("create", sentinel) if etag is None
+                       else tb.Operation("merge", sentinel, etag))
             etag = await self._commit_batch(instance_id, pk, ops, tag)
         assert etag is not None
         return etag
 
-    async def _commit_batch(self, instance_id: str, pk: str, ops: list[Any],
+    async def _commit_batch(self, instance_id: str, pk: str, ops: list[tb.Operation],
                             tag: str) -> str:
         async def op() -> str:
             try:
-                result = await self._history.submit_transaction(ops)
-            except TableTransactionError as exc:
+                etags = await tb.submit(self._history, ops)
+            except tb.BatchConflict as exc:
                 if exc.status_code not in (409, 412):
                     raise
                 # A transient failure after the server applied this batch makes our
@@ -413,7 +452,7 @@ class TaskHub:
                 if landed is not None:
                     return landed
                 raise CheckpointConflict(instance_id) from exc
-            return str(result[-1]["etag"])
+            return str(etags[-1])
         return await self._run(op, f"writing the history of '{instance_id}'")
 
     async def _sentinel_etag_if(self, pk: str, tag: str) -> str | None:
@@ -673,6 +712,7 @@ class TaskHub:
     async def _run(self, op: Callable[[], Awaitable[T]], what: str, *,
                    keep: tuple[type[Exception], ...] = ()) -> T:
         """`op` with retries; unexpected storage errors become StorageError."""
+        faults.active.before_request(what)
         try:
             return await with_retries(op, what=what,
                                       deadline=time.monotonic() + self.operation_timeout)

@@ -69,7 +69,24 @@ class HttpServer:
         self.port: int = 0
 
     def set_app(self, view: AppView) -> None:
+        """Route new requests to this version of the app. Requests already running on the
+        previous version finish there."""
         self.view = view
+
+    def set_durable(self, durable_handler: DurableHandler | None,
+                    client_binding: ClientBindingFactory | None) -> None:
+        self.durable_handler = durable_handler
+        self.client_binding = client_binding
+
+    def reconfigure(self, *, route_prefix: str, keys: KeyStore | None,
+                    cors_origins: tuple[str, ...], cors_credentials: bool,
+                    function_timeout: float | None) -> None:
+        """Apply changed settings without closing the listening socket."""
+        self.route_prefix = route_prefix.strip("/")
+        self.keys = keys
+        self.cors_origins = cors_origins
+        self.cors_credentials = cors_credentials
+        self.function_timeout = function_timeout
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -113,22 +130,36 @@ class HttpServer:
             return await self.durable_handler(request, path[len(DURABLE_PREFIX):])
         if path.lower().startswith("/admin/"):
             return await self._admin(request)
-        if self.view is None:
-            return web.Response(status=503, text="The host is starting.")
-        relative = self._strip_prefix(path)
+        while True:
+            view = self.view
+            if view is None:
+                return web.Response(status=503, text="The host is starting.")
+            resolved = self._resolve(request, view)
+            if isinstance(resolved, web.StreamResponse):
+                return resolved
+            spec, route_params = resolved
+            await request.read()  # kept by aiohttp: a second pass reads it from memory
+            if self.view is view:
+                return await self._invoke_http(request, view, spec, route_params)
+            # The app was reloaded while the body arrived: the previous version is being
+            # retired, so route the request again on the new one.
+
+    def _resolve(self, request: web.Request, view: AppView
+                 ) -> web.StreamResponse | tuple[FunctionSpec, Mapping[str, str]]:
+        relative = self._strip_prefix(request.path)
         if relative is None:
             return web.Response(status=404)
-        match = self.view.routes.resolve(request.method, relative)
+        match = view.routes.resolve(request.method, relative)
         if match is None:
             return web.Response(status=404)
         if isinstance(match, MethodNotAllowed):
             return web.Response(status=405, headers={"Allow": ", ".join(sorted(match.allowed))})
-        spec = self.view.index.get(match.function_name)
+        spec = view.index.get(match.function_name)
         if spec is None:
             return web.Response(status=404)
         if not self._authorized(request, spec.auth_level, spec.name):
             return web.Response(status=401)
-        return await self._invoke_http(request, self.view, spec, match.route_params)
+        return spec, match.route_params
 
     def _strip_prefix(self, path: str) -> str | None:
         trimmed = path.lstrip("/")

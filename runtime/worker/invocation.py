@@ -22,6 +22,7 @@ from azure.functions.durable_functions import (
 )
 
 from runtime.worker.loader import LoadedFunction
+from runtime.worker.orchestrations import OrchestratorRunner
 
 
 class _TraceContext(func._abc.TraceContext):
@@ -167,7 +168,8 @@ def encode_http_response(result: Any) -> dict[str, Any]:
 
 
 async def run(function: LoadedFunction, message: dict[str, Any],
-              executor: concurrent.futures.Executor) -> dict[str, Any]:
+              executor: concurrent.futures.Executor,
+              orchestrations: OrchestratorRunner | None = None) -> dict[str, Any]:
     inputs: dict[str, Any] = message.get("inputs") or {}
     kwargs: dict[str, Any] = {}
     for binding in function.bindings:
@@ -178,7 +180,13 @@ async def run(function: LoadedFunction, message: dict[str, Any],
     if function.wants_context:
         kwargs["context"] = InvocationContext(
             message.get("invocation_id", ""), function.name, message.get("script_root", ""))
-    if function.is_async:
+    trigger = trigger_binding(function)
+    if orchestrations is not None and trigger is not None and not function.is_async \
+            and _binding_type(trigger) == "orchestrationtrigger":
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(executor, functools.partial(
+            orchestrations.run, function.user_function, kwargs, str(trigger.get("name"))))
+    elif function.is_async:
         result = await function.user_function(**kwargs)
     else:
         loop = asyncio.get_running_loop()

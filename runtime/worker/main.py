@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import IndexingError
-from runtime.worker import invocation
+from runtime.worker import invocation, sdk_speedups
 from runtime.worker.loader import LoadedFunction, load_app
+from runtime.worker.orchestrations import OrchestratorRunner
 from runtime.worker.protocol import CHANNEL_FD_ENV, encode_frame, read_frame
 
 
@@ -34,6 +35,10 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
+# How often idle replay sessions are looked for (they are also dropped on every use).
+SESSION_SWEEP_SECONDS = 15.0
+
+
 class Worker:
     def __init__(self, functions: dict[str, LoadedFunction],
                  writer: asyncio.StreamWriter) -> None:
@@ -43,19 +48,35 @@ class Worker:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="funclocal-invoke")
         self.tasks: set[asyncio.Task[None]] = set()
+        self.orchestrations = OrchestratorRunner.from_environment()
+
+    async def sweep_sessions(self) -> None:
+        sessions = self.orchestrations.sessions
+        if sessions is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+            if len(sessions):
+                # In a thread: dropping a suspended generator runs its finally blocks.
+                await loop.run_in_executor(self.executor, sessions.evict_idle)
 
     def send(self, message: dict[str, Any]) -> None:
         self.writer.write(encode_frame(message))
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
-        while True:
-            message = await read_frame(reader)
-            if message is None or message.get("type") == "shutdown":
-                return
-            if message.get("type") == "invoke":
-                task = asyncio.create_task(self.invoke(message))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+        sweeper = asyncio.create_task(self.sweep_sessions())
+        try:
+            while True:
+                message = await read_frame(reader)
+                if message is None or message.get("type") == "shutdown":
+                    return
+                if message.get("type") == "invoke":
+                    task = asyncio.create_task(self.invoke(message))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+        finally:
+            sweeper.cancel()
 
     async def invoke(self, message: dict[str, Any]) -> None:
         call_id = message["id"]
@@ -63,7 +84,8 @@ class Worker:
         try:
             if function is None:
                 raise LookupError(f"Function '{message['function']}' is not in this app's index.")
-            value = await invocation.run(function, message, self.executor)
+            value = await invocation.run(function, message, self.executor,
+                                         self.orchestrations)
             reply: dict[str, Any] = {"type": "result", "id": call_id, "ok": True, "value": value}
         except BaseException as exc:  # noqa: BLE001 - every user failure is reported, even SystemExit
             if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
@@ -80,6 +102,8 @@ async def amain(script_root: Path) -> int:
     fd = int(os.environ[CHANNEL_FD_ENV])
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_connection(sock=sock)
+    # Before user code: the SDK gets the fast timestamp parser as it is imported.
+    sdk_speedups.install()
     try:
         functions = load_app(script_root)
     except IndexingError as exc:
@@ -87,6 +111,7 @@ async def amain(script_root: Path) -> int:
                                    "traceback": exc.traceback_text or ""}))
         await writer.drain()
         return 1
+    sdk_speedups.install()  # a no-op unless the import hook could not patch the SDK
     writer.write(encode_frame({"type": "hello", "pid": os.getpid(),
                                "functions": [f.describe() for f in functions.values()]}))
     await writer.drain()

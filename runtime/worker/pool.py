@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,17 +70,34 @@ class WorkerProcess:
         return len(self.pending)
 
     async def start(self) -> list[dict[str, Any]]:
-        """Spawn the process and wait until it has indexed the app."""
+        """Spawn the process and wait until it has indexed the app. Cancelling this (a
+        newer reload superseding it) kills the process."""
         parent_sock, child_sock = socket.socketpair()
         env = dict(self.env)
         env[CHANNEL_FD_ENV] = str(child_sock.fileno())
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runtime.worker.main", "--script-root", str(self.script_root),
-            cwd=str(self.script_root), env=env, pass_fds=(child_sock.fileno(),),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent)
-        child_sock.close()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "runtime.worker.main", "--script-root",
+                str(self.script_root), cwd=str(self.script_root), env=env,
+                pass_fds=(child_sock.fileno(),), stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent)
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            child_sock.close()
+        try:
+            return await self._handshake(parent_sock)
+        except BaseException:
+            if self.writer is None:
+                parent_sock.close()  # otherwise the stream transport owns and closes it
+            await asyncio.shield(self.kill())
+            raise
+
+    async def _handshake(self, parent_sock: socket.socket) -> list[dict[str, Any]]:
+        assert self.process is not None
         reader, self.writer = await asyncio.open_connection(sock=parent_sock)
         assert self.process.stdout is not None and self.process.stderr is not None
         self._tasks = [
@@ -89,14 +107,11 @@ class WorkerProcess:
         try:
             hello = await asyncio.wait_for(read_frame(reader), HELLO_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError) as exc:
-            await self.kill()
             raise WorkerError(f"The worker process did not start: {exc!r}") from None
         if hello is None:
             code = await self.process.wait()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
             raise IndexingError(f"The worker process exited with code {code} while indexing.")
         if "error" in hello:
-            await self.kill()
             raise IndexingError(str(hello["error"]), traceback_text=hello.get("traceback") or None)
         self.functions = list(hello.get("functions") or [])
         self._tasks.append(asyncio.create_task(self._read_results(reader)))
@@ -163,17 +178,21 @@ class WorkerProcess:
         if self.process is None or self.process.returncode is not None:
             await self._finish_tasks()
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         try:
-            deadline = asyncio.get_running_loop().time() + grace
-            while self.pending and asyncio.get_running_loop().time() < deadline:
-                await asyncio.wait(list(self.pending.values()),
-                                   timeout=deadline - asyncio.get_running_loop().time())
+            while self.pending and loop.time() < deadline:
+                await asyncio.wait(list(self.pending.values()), timeout=deadline - loop.time())
+            if self.pending:
+                log.warning("Worker process %s still has %d invocation(s) running after the "
+                            "%.0f s grace period; stopping it.", self.pid, len(self.pending),
+                            grace)
             if self.writer is not None:
                 self.writer.write(encode_frame({"type": "shutdown"}))
                 await self.writer.drain()
-            await asyncio.wait_for(self.process.wait(), max(0.5, deadline -
-                                                            asyncio.get_running_loop().time()))
+            await asyncio.wait_for(self.process.wait(), max(0.5, deadline - loop.time()))
         except (asyncio.TimeoutError, ConnectionError, OSError):
+            log.warning("Worker process %s did not exit; killing it.", self.pid)
             await self.kill()
         await self._finish_tasks()
 
@@ -209,21 +228,39 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers if w.pid is not None]
 
+    @property
+    def code_hashes(self) -> dict[str, str | None]:
+        """Function name -> digest of its code, as the worker described it."""
+        described = self.workers[0].functions if self.workers else []
+        return {str(d.get("name")): d.get("code_hash") for d in described}
+
     async def start(self) -> FunctionIndex:
-        """Start every worker; fails with IndexingError if the app cannot be indexed."""
-        started = await asyncio.gather(*(self._spawn() for _ in range(self.count)),
-                                       return_exceptions=True)
-        errors = [r for r in started if isinstance(r, BaseException)]
+        """Start every worker; fails with IndexingError if the app cannot be indexed.
+        Cancelled, it leaves no process behind."""
+        tasks = [asyncio.create_task(self._spawn()) for _ in range(self.count)]
+        try:
+            await asyncio.wait(tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await self._discard(tasks)
+            raise
+        errors = [t.exception() for t in tasks if t.exception() is not None]
         if errors:
-            for worker in started:
-                if isinstance(worker, WorkerProcess):
-                    await worker.kill()
-            raise errors[0]
-        self.workers = [w for w in started if isinstance(w, WorkerProcess)]
+            await self._discard(tasks)
+            raise errors[0]  # type: ignore[misc]
+        self.workers = [t.result() for t in tasks]
         self.index = FunctionIndex.build(self.workers[0].functions)
         for worker in self.workers:
             self._watch(worker)
         return self.index
+
+    @staticmethod
+    async def _discard(tasks: list[asyncio.Task[WorkerProcess]]) -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is None:
+                await task.result().kill()
 
     async def _spawn(self) -> WorkerProcess:
         worker = WorkerProcess(self.script_root, self.env)
@@ -259,11 +296,15 @@ class WorkerPool:
             log.info("Worker process started and initialized (pid %s).", replacement.pid)
             return
 
-    async def _available_worker(self) -> WorkerProcess:
-        """A live worker, waiting briefly while a dead one is being replaced."""
+    async def _available_worker(self, affinity: str | None = None) -> WorkerProcess:
+        """A live worker, waiting briefly while a dead one is being replaced. With an
+        affinity key the same key goes to the same worker while the set of workers is
+        unchanged, so a worker can keep an orchestration's replay state warm."""
         deadline = asyncio.get_running_loop().time() + HELLO_TIMEOUT
         while True:
             live = [w for w in self.workers if not w.exited.is_set() and not w.retiring]
+            if live and affinity is not None:
+                return live[zlib.crc32(affinity.encode("utf-8")) % len(live)]
             if live:
                 first = next(self._rr) % len(live)
                 rotated = live[first:] + live[:first]
@@ -274,7 +315,7 @@ class WorkerPool:
 
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
-                     reason: str = "(null)") -> dict[str, Any]:
+                     reason: str = "(null)", affinity: str | None = None) -> dict[str, Any]:
         """Run a function on a worker, logging as `func start` does."""
         invocation_id = invocation_id or str(uuid.uuid4())
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function, reason,
@@ -282,7 +323,7 @@ class WorkerPool:
         started = time.perf_counter()
         outcome = "Failed"
         try:
-            result = await self._call(function, inputs, invocation_id, timeout)
+            result = await self._call(function, inputs, invocation_id, timeout, affinity)
             outcome = "Succeeded"
             return result
         except FunctionInvocationError as exc:
@@ -297,8 +338,8 @@ class WorkerPool:
                      invocation_id, int((time.perf_counter() - started) * 1000))
 
     async def _call(self, function: str, inputs: dict[str, Any], invocation_id: str,
-                    timeout: float | None) -> dict[str, Any]:
-        worker = await self._available_worker()
+                    timeout: float | None, affinity: str | None) -> dict[str, Any]:
+        worker = await self._available_worker(affinity)
         try:
             return await worker.call(function, inputs, invocation_id=invocation_id,
                                      timeout=timeout)

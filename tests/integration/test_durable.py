@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from support.host import APPS, HostProcess, Response, request, start_host
+from support.durable import WEBHOOK, api, start, wait_done, wait_status
+from support.host import APPS, HostProcess, request, start_host
 
 from runtime.azurite import StorageEndpoints
-
-WEBHOOK = "/runtime/webhooks/durabletask"
 
 
 @pytest.fixture
@@ -22,46 +20,6 @@ def host(azurite: StorageEndpoints, task_hub_name: str) -> Iterator[HostProcess]
         args=["--no-azurite"])
     yield process
     process.stop()
-
-
-def api(host: HostProcess, method: str, path: str, body: str | bytes | None = None,
-        headers: dict[str, str] | None = None) -> Response:
-    return request(method, host.url(WEBHOOK + path), body, headers)
-
-
-def start(host: HostProcess, name: str, payload: Any = None, instance_id: str | None = None,
-          query: str = "") -> str:
-    path = f"/api/start/{name}"
-    params = [f"instance_id={instance_id}"] if instance_id else []
-    if query:
-        params.append(query)
-    if params:
-        path += "?" + "&".join(params)
-    response = host.post(path, None if payload is None else json.dumps(payload))
-    assert response.status == 202, response.text
-    return str(response.json()["id"])
-
-
-def wait_done(host: HostProcess, instance_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = api(host, "GET", f"/instances/{instance_id}")
-        if response.status == 200:
-            return dict(response.json())
-        assert response.status == 202, response.text
-        time.sleep(0.05)
-    raise AssertionError(f"{instance_id} did not finish:\n{host.log_text()[-5000:]}")
-
-
-def wait_status(host: HostProcess, instance_id: str, predicate: Any,
-                timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = api(host, "GET", f"/instances/{instance_id}")
-        if response.status in (200, 202) and predicate(response.json()):
-            return dict(response.json())
-        time.sleep(0.05)
-    raise AssertionError(f"{instance_id} never matched:\n{host.log_text()[-5000:]}")
 
 
 # -- the client binding and the check-status response ------------------------------------
@@ -399,3 +357,19 @@ def test_large_input_and_output_round_trip_through_blobs(host: HostProcess) -> N
     assert status["runtimeStatus"] == "Completed"
     assert status["output"] == value
     assert status["input"] == json.dumps(value)
+
+
+def test_durable_timer(host: HostProcess) -> None:
+    started = time.monotonic()
+    status = wait_done(host, start(host, "sleeps"))
+    assert status["output"] == {"slept_at_least_a_second": True}
+    assert time.monotonic() - started >= 1
+
+
+def test_event_or_timeout(host: HostProcess) -> None:
+    timed_out = start(host, "approval_or_timeout")
+    approved = start(host, "approval_or_timeout")
+    assert api(host, "POST", f"/instances/{approved}/raiseEvent/Approval", "true",
+               {"Content-Type": "application/json"}).status == 202
+    assert wait_done(host, approved)["output"] == "approved"
+    assert wait_done(host, timed_out)["output"] == "timed out"

@@ -16,6 +16,7 @@ from azure.storage.blob.aio import BlobLeaseClient
 from support.azurite import free_ports
 
 from runtime.azurite import StorageEndpoints
+from runtime.durable import tablebatch
 from runtime.durable.leases import PartitionLeases
 from runtime.durable.storage import StorageClients, open_storage, with_retries
 from runtime.durable.taskhub import QueueMessage, TaskHub
@@ -258,7 +259,7 @@ async def test_a_new_execution_hides_the_previous_one(hub: TaskHub) -> None:
 
 async def test_batch_applied_but_answer_lost_counts_as_written(
         hub: TaskHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = hub._history.submit_transaction
+    real = tablebatch.submit
     losses = 0
 
     async def lose_answer(*args: Any, **kwargs: Any) -> Any:
@@ -269,7 +270,7 @@ async def test_batch_applied_but_answer_lost_counts_as_written(
             raise ServiceResponseError("connection reset after the batch was applied")
         return result
 
-    monkeypatch.setattr(hub._history, "submit_transaction", lose_answer)
+    monkeypatch.setattr(tablebatch, "submit", lose_answer)
     first = [ev(12), started("h-4", "x1"), ev(13)]
     etag1 = await hub.append_history("h-4", "x1", 0, first, None)  # the insert case
     second = [ev(12, seconds=1), ev(13, seconds=1)]

