@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 7071
 
-.PHONY: run test unit lint bench setup clean
+.PHONY: run test unit lint bench soak setup clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -42,7 +42,13 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 bench: setup $(VENV)/.bench-installed
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/http_trigger.py
+	$(BIN)/python bench/reload.py
+	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/durable.py
+
+# Resource bounds: idle CPU, and memory after 10,000 orchestrations (several minutes).
+soak: setup
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) node_modules .azurite

@@ -6,7 +6,6 @@ Run: .venv/bin/python bench/http_trigger.py [--requests 2000]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -17,7 +16,15 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, free_port, machine, spawn_host, stop, wait_for_200  # noqa: E402
+from common import (  # noqa: E402
+    REPO,
+    count_option,
+    free_port,
+    machine,
+    spawn_host,
+    stop,
+    wait_for_200,
+)
 
 CONCURRENCY = 32
 
@@ -91,10 +98,7 @@ async def main_async(requests: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=2000)
-    args = parser.parse_args()
-    asyncio.run(main_async(args.requests))
+    asyncio.run(main_async(count_option("requests", 2000)))
 
 
 if __name__ == "__main__":

@@ -26,14 +26,19 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from runtime import logs
 from runtime.config import DurableTaskConfig
 from runtime.durable import engine, history
+from runtime.durable.inflight import (
+    HistoryCache,
+    OrderedWrites,
+    Pending,
+    Session,
+    WorkItems,
+)
 from runtime.durable.leases import PartitionLeases
 from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 from runtime.errors import (
@@ -58,8 +63,6 @@ LOCAL_LOCK = 30.0  # the longest an activity this host runs stays hidden between
 CONTROL_LOCK = 60.0
 MAX_ACTIVITY_ATTEMPTS = 5  # attempts interrupted by a dying worker before giving up
 MAX_ORCHESTRATOR_CRASHES = 3
-HISTORY_CACHE_INSTANCES = 1000
-HISTORY_CACHE_EVENTS = 200_000
 
 
 class Invoker(Protocol):
@@ -76,147 +79,6 @@ def abandon_delay(dequeue_count: int) -> float:
     """The backend's backoff for abandoned messages is 2^DequeueCount s, capped at
     600 s; locally a one-minute cap keeps retries visible to a developer."""
     return float(min(2 ** max(0, dequeue_count - 1), 60))
-
-
-@dataclass(frozen=True)
-class Pending:
-    """An event waiting for its instance's next episode.
-
-    `message` is the queue message to delete once the event is checkpointed: the control
-    message that carried it, or, for an activity result handed over in memory, the
-    activity's work item (held by `WorkItems`)."""
-
-    event: dict[str, Any]
-    message: QueueMessage
-    local: bool = False  # an activity result handed over in memory
-
-    @property
-    def key(self) -> str:
-        return self.message.message_id
-
-    @property
-    def order(self) -> tuple[datetime, int]:
-        return (self.message.inserted_on, self.message.sequence_number)
-
-    @property
-    def execution_id(self) -> str | None:
-        return self.message.execution_id
-
-
-@dataclass
-class Session:
-    instance_id: str
-    buffer: dict[str, Pending] = field(default_factory=dict)
-    task: asyncio.Task[None] | None = None
-
-
-class HistoryCache:
-    """Histories of instances this host owns, as of their last checkpoint (LRU)."""
-
-    def __init__(self) -> None:
-        self.entries: OrderedDict[str, HistorySnapshot] = OrderedDict()
-        self.events = 0
-
-    def get(self, instance_id: str) -> HistorySnapshot | None:
-        snapshot = self.entries.get(instance_id)
-        if snapshot is not None:
-            self.entries.move_to_end(instance_id)
-        return snapshot
-
-    def put(self, instance_id: str, snapshot: HistorySnapshot) -> None:
-        self.drop(instance_id)
-        self.entries[instance_id] = snapshot
-        self.events += len(snapshot.events)
-        while self.entries and (len(self.entries) > HISTORY_CACHE_INSTANCES
-                                or self.events > HISTORY_CACHE_EVENTS):
-            _, evicted = self.entries.popitem(last=False)
-            self.events -= len(evicted.events)
-
-    def drop(self, instance_id: str) -> None:
-        snapshot = self.entries.pop(instance_id, None)
-        if snapshot is not None:
-            self.events -= len(snapshot.events)
-
-    def drop_where(self, predicate: Any) -> None:
-        for instance_id in [i for i in self.entries if predicate(i)]:
-            self.drop(instance_id)
-
-
-class WorkItems:
-    """Activity messages this host holds (received, or sent hidden to run itself), kept
-    hidden from other pollers until they are deleted. A lock is renewed when a third of
-    it is left, so a crashed host's work is visible again within one lock period."""
-
-    def __init__(self, hub: TaskHub, lock: float) -> None:
-        self.hub = hub
-        self.lock = lock
-        self.held: dict[str, tuple[QueueMessage, float]] = {}  # id -> (message, hidden until)
-
-    def hold(self, message: QueueMessage, hidden_for: float) -> None:
-        loop = asyncio.get_running_loop()
-        self.held[message.message_id] = (message, loop.time() + hidden_for)
-
-    def current(self, message: QueueMessage) -> QueueMessage:
-        """The message with its latest pop receipt (renewals change it)."""
-        entry = self.held.get(message.message_id)
-        return entry[0] if entry else message
-
-    async def delete(self, message: QueueMessage) -> None:
-        current = self.current(message)
-        self.held.pop(message.message_id, None)
-        await self.hub.delete_message(current)
-
-    async def release(self, message: QueueMessage, delay: float) -> None:
-        current = self.current(message)
-        self.held.pop(message.message_id, None)
-        await self.hub.abandon(current, delay)
-
-    async def renew_expiring(self) -> None:
-        now = asyncio.get_running_loop().time()
-        for message_id, (message, until) in list(self.held.items()):
-            if until - now > self.lock / 2:
-                continue
-            try:
-                renewed = await self.hub.extend(message, self.lock)
-            except StorageError as exc:
-                log.warning("Could not extend the lock of work item %s: %s", message_id, exc)
-                continue
-            if message_id in self.held:
-                self.held[message_id] = (renewed, now + self.lock)
-
-
-class OrderedWrites:
-    """Per-instance background writes that must land in order (an Instances row update,
-    then the deletion of the messages it consumed), off the critical path of the next
-    episode. The history commit before them is the checkpoint; if the process dies first,
-    the messages are delivered again and the row is repaired from history."""
-
-    def __init__(self, spawn: Any) -> None:
-        self.spawn = spawn
-        self.tails: dict[str, asyncio.Task[None]] = {}
-
-    def submit(self, instance_id: str, write: Any) -> None:
-        previous = self.tails.get(instance_id)
-
-        async def run() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-            try:
-                await write()
-            except HostError as exc:
-                log.warning("A background write for '%s' failed (%s); its messages will be "
-                            "delivered again.", instance_id, exc)
-
-        task: asyncio.Task[None] = self.spawn(run())
-        self.tails[instance_id] = task
-
-        def forget(done: asyncio.Task[None]) -> None:
-            if self.tails.get(instance_id) is done:
-                del self.tails[instance_id]
-        task.add_done_callback(forget)
-
-    async def drain(self) -> None:
-        await asyncio.gather(*self.tails.values(), return_exceptions=True)
 
 
 class Dispatcher:
@@ -274,14 +136,34 @@ class Dispatcher:
         for event in self.partition_wake:
             event.set()
         self.workitem_wake.set()
+        held = [p for s in self.sessions.values() for p in (*s.active, *s.buffer.values())]
         pending = [t for t in self.tasks if not t.done()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         try:
+            await asyncio.wait_for(self._hand_back(held), 5)
+        except asyncio.TimeoutError:
+            log.warning("Some messages could not be handed back; they are delivered again "
+                        "when their locks run out.")
+        try:
             await self.leases.release_all()
         except HostError as exc:
             log.warning("Could not release partition leases: %s", exc)
+
+    async def _hand_back(self, held: list[Pending]) -> None:
+        """At shutdown, make the messages this host held visible again at once, so that
+        the next host (or this one, restarted) need not wait for their locks to run out.
+        Ones whose episode committed meanwhile are already gone, which is fine."""
+        async def visible(message: QueueMessage) -> None:
+            try:
+                await self.hub.abandon(message, 0)
+            except StorageError:
+                pass
+        control = [p.message for p in held if not p.local]
+        items = list(self.work_items.held)
+        await asyncio.gather(*(visible(m) for m in control),
+                             *(self.work_items.release_id(i, 0) for i in items))
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -360,6 +242,7 @@ class Dispatcher:
             while session.buffer and self.running:
                 batch = sorted(session.buffer.values(), key=lambda p: p.order)
                 session.buffer.clear()
+                session.active = batch
                 async with self.orchestration_slots:
                     try:
                         await self._episode(session.instance_id, batch)
@@ -371,6 +254,7 @@ class Dispatcher:
                         log.warning("Orchestration '%s' work item failed (%s); it will be "
                                     "retried.", session.instance_id, exc)
                         await self._give_back(session.instance_id, batch)
+                session.active = []
         finally:
             session.task = None
             if session.buffer and self.running:

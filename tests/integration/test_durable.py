@@ -7,19 +7,22 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.durable import WEBHOOK, api, start, wait_done, wait_status
-from support.host import APPS, HostProcess, request, start_host
+from support.durable import (
+    WEBHOOK,
+    api,
+    durable_host_for_test,
+    start,
+    wait_done,
+    wait_status,
+)
+from support.host import HostProcess, request
 
 from runtime.azurite import StorageEndpoints
 
 
 @pytest.fixture
 def host(azurite: StorageEndpoints, task_hub_name: str) -> Iterator[HostProcess]:
-    process = start_host(APPS / "durable", env={
-        "AzureWebJobsStorage": azurite.connection_string, "TEST_HUB_NAME": task_hub_name},
-        args=["--no-azurite"])
-    yield process
-    process.stop()
+    yield from durable_host_for_test(azurite, task_hub_name)
 
 
 # -- the client binding and the check-status response ------------------------------------

@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 from azure.data.tables.aio import TableServiceClient
 from support.azurite import REPO_ROOT, free_ports
-from support.durable import api, start, wait_done, wait_status
-from support.host import APPS, HostProcess, free_port, start_host
+from support.durable import (
+    api,
+    durable_host_for_test,
+    start,
+    start_durable_host,
+    wait_done,
+    wait_status,
+)
+from support.host import HostProcess, free_port
 
 from runtime.azurite import SERVICES, ManagedAzurite, StorageEndpoints, find_azurite_bin
 
@@ -32,20 +39,9 @@ def fast_recovery_config(tmp_path: Path, hub: str) -> Path:
     return path
 
 
-def durable_host(azurite: StorageEndpoints, hub: str, *, port: int | None = None,
-                 env: dict[str, str] | None = None, host_json: Path | None = None,
-                 wait: bool = True) -> HostProcess:
-    args = ["--no-azurite"] + (["--host-json", str(host_json)] if host_json else [])
-    return start_host(APPS / "durable", env={
-        "AzureWebJobsStorage": azurite.connection_string, "TEST_HUB_NAME": hub,
-        **(env or {})}, args=args, port=port, wait=wait)
-
-
 @pytest.fixture
 def host(azurite: StorageEndpoints, task_hub_name: str) -> Iterator[HostProcess]:
-    process = durable_host(azurite, task_hub_name)
-    yield process
-    process.stop()
+    yield from durable_host_for_test(azurite, task_hub_name)
 
 
 def test_500_instances_started_at_once_all_complete(host: HostProcess) -> None:
@@ -81,7 +77,8 @@ def test_500_instances_started_at_once_all_complete(host: HostProcess) -> None:
 
 async def test_duplicated_messages_never_duplicate_history(
         azurite: StorageEndpoints, task_hub_name: str) -> None:
-    host = durable_host(azurite, task_hub_name, env={"FUNCLOCAL_FAULTS": "duplicate_sends"})
+    host = start_durable_host(azurite, task_hub_name,
+                              env={"FUNCLOCAL_FAULTS": "duplicate_sends"})
     try:
         chain = start(host, "chaining", instance_id="dup-chain")
         fan = start(host, "fan_out", 20, instance_id="dup-fan")
@@ -109,13 +106,13 @@ def test_kill_9_then_restart_resumes_every_instance(
         azurite: StorageEndpoints, task_hub_name: str, tmp_path: Path) -> None:
     config = fast_recovery_config(tmp_path, task_hub_name)
     port = free_port()
-    host = durable_host(azurite, task_hub_name, port=port, host_json=config)
+    host = start_durable_host(azurite, task_hub_name, port=port, host_json=config)
     waiting = start(host, "waits_for_event", instance_id="crash-waiting")
     wait_status(host, waiting, lambda s: s["customStatus"] == "waiting")
     fans = [start(host, "fan_out", 30, instance_id=f"crash-fan-{n}") for n in range(3)]
     host.process.kill()  # SIGKILL: no cleanup, leases held, messages locked
     host.process.wait()
-    restarted = durable_host(azurite, task_hub_name, port=port, host_json=config)
+    restarted = start_durable_host(azurite, task_hub_name, port=port, host_json=config)
     try:
         for instance_id in fans:
             status = wait_done(restarted, instance_id, timeout=120)
@@ -139,8 +136,8 @@ def test_crash_at_any_storage_request_loses_no_step(
     restart it: the orchestration completes with exactly one result per activity."""
     config = fast_recovery_config(tmp_path, task_hub_name)
     port = free_port()
-    host = durable_host(azurite, task_hub_name, port=port, host_json=config,
-                        env={"FUNCLOCAL_FAULTS": f"crash_at_request={crash_at}"})
+    host = start_durable_host(azurite, task_hub_name, port=port, host_json=config,
+                              env={"FUNCLOCAL_FAULTS": f"crash_at_request={crash_at}"})
     try:
         try:
             response = api(host, "POST", "/orchestrators/chaining/crashing", None, JSON)
@@ -154,7 +151,7 @@ def test_crash_at_any_storage_request_loses_no_step(
         assert "FAULT: killing the host" in host.log_text()
     finally:
         host.stop()
-    restarted = durable_host(azurite, task_hub_name, port=port, host_json=config)
+    restarted = start_durable_host(azurite, task_hub_name, port=port, host_json=config)
     try:
         status = api(restarted, "GET", "/instances/crashing")
         if not acknowledged and status.status == 404:
@@ -177,7 +174,7 @@ async def test_storage_unreachable_during_start_fails_clearly(task_hub_name: str
         azurite = ManagedAzurite(bin_dir, data_dir=Path(data), in_memory=True,
                                  ports=dict(zip(SERVICES, free_ports(3), strict=True)))
         await azurite.start()
-        host = durable_host(azurite.endpoints, task_hub_name)
+        host = start_durable_host(azurite.endpoints, task_hub_name)
         try:
             first = start(host, "chaining")
             wait_done(host, first)
@@ -192,3 +189,23 @@ async def test_storage_unreachable_during_start_fails_clearly(task_hub_name: str
             assert host.get("/admin/host/status").json()["state"] == "Running"
         finally:
             host.stop()
+
+
+def test_graceful_stop_hands_work_back_at_once(
+        azurite: StorageEndpoints, task_hub_name: str) -> None:
+    """Stopping the host while an activity runs makes its work item visible again at
+    once: a restarted host finishes the instance without waiting for locks to expire
+    (30 s for work items, 60 s for control messages)."""
+    port = free_port()
+    host = start_durable_host(azurite, task_hub_name, port=port)
+    instance_id = start(host, "slow_step")
+    host.wait_for_log("Executing 'Functions.nap'")
+    assert host.stop() == 0
+    restarted = start_durable_host(azurite, task_hub_name, port=port)
+    try:
+        begun = time.monotonic()
+        status = wait_done(restarted, instance_id, timeout=15)
+        assert status["output"] == "slept 3s"
+        assert time.monotonic() - begun < 15
+    finally:
+        restarted.stop()

@@ -10,8 +10,8 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
-from support.durable import start, wait_done
-from support.host import APPS, HostProcess, start_host
+from support.durable import durable_host_for_test, start, wait_done
+from support.host import HostProcess
 
 from runtime.azurite import StorageEndpoints
 from runtime.durable.names import partition_of
@@ -19,11 +19,7 @@ from runtime.durable.names import partition_of
 
 @pytest.fixture
 def host(azurite: StorageEndpoints, task_hub_name: str) -> Iterator[HostProcess]:
-    process = start_host(APPS / "durable", env={
-        "AzureWebJobsStorage": azurite.connection_string, "TEST_HUB_NAME": task_hub_name},
-        args=["--no-azurite"])
-    yield process
-    process.stop()
+    yield from durable_host_for_test(azurite, task_hub_name)
 
 
 async def test_names_keys_and_columns(host: HostProcess, azurite: StorageEndpoints,

@@ -18,7 +18,7 @@ from support.azurite import free_ports
 from runtime.azurite import StorageEndpoints
 from runtime.durable import tablebatch
 from runtime.durable.leases import PartitionLeases
-from runtime.durable.storage import StorageClients, open_storage, with_retries
+from runtime.durable.storage import LEAN_ENV, StorageClients, open_storage, with_retries
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import CheckpointConflict, InstanceExists, StorageError
 
@@ -27,9 +27,14 @@ ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
                "K1SZFPTOtr/KBHBeksoGMGw==")  # Azurite's published development key
 
 
-@pytest.fixture
-async def storage(azurite: StorageEndpoints) -> AsyncIterator[StorageClients]:
+@pytest.fixture(params=["lean-queues", "sdk-queues"])
+async def storage(azurite: StorageEndpoints, request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StorageClients]:
+    """Every task hub test runs twice: with the signed queue requests of the hot path,
+    and with the queue SDK they replace (used for accounts reached without a key)."""
+    monkeypatch.setenv(LEAN_ENV, "1" if request.param == "lean-queues" else "0")
     clients = await open_storage(azurite.connection_string)
+    assert (clients.lean_queues is not None) == (request.param == "lean-queues")
     yield clients
     await clients.close()
 

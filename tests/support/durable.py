@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from support.host import HostProcess, Response, request
+from runtime.azurite import StorageEndpoints
+from support.host import APPS, HostProcess, Response, request, start_host
 
 WEBHOOK = "/runtime/webhooks/durabletask"
+
+
+def start_durable_host(azurite: StorageEndpoints, hub: str, *, port: int | None = None,
+                       env: dict[str, str] | None = None, host_json: Path | None = None,
+                       wait: bool = True) -> HostProcess:
+    """The host on tests/apps/durable with its state in `azurite`, under task hub `hub`."""
+    args = ["--no-azurite"] + (["--host-json", str(host_json)] if host_json else [])
+    return start_host(APPS / "durable", env={
+        "AzureWebJobsStorage": azurite.connection_string, "TEST_HUB_NAME": hub,
+        **(env or {})}, args=args, port=port, wait=wait)
+
+
+def durable_host_for_test(azurite: StorageEndpoints, hub: str) -> Iterator[HostProcess]:
+    """The body of a `host` fixture: the started host, stopped after the test."""
+    process = start_durable_host(azurite, hub)
+    yield process
+    process.stop()
 
 
 def api(host: HostProcess, method: str, path: str, body: str | bytes | None = None,

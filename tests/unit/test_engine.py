@@ -2,27 +2,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Generator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
 import pytest
+from support.memory_loop import IID, T0, XID, InMemoryLoop, Orchestrator
 
 from runtime.durable import engine, history
 from runtime.durable.engine import Episode, EpisodeResult, OutgoingMessage
 from runtime.durable.history import EventType, OrchestrationStatus
 from runtime.errors import ProtocolError
 
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 NOW = T0 + timedelta(minutes=5)
-IID = "inst-1"
-XID = "exec-1"
 GOLDEN = Path(__file__).parent / "golden"
-
-Orchestrator = Callable[[df.DurableOrchestrationContext], Generator[Any, Any, Any]]
 
 
 def at(seconds: int) -> datetime:
@@ -485,132 +480,6 @@ class ActivityError(Exception):
     pass
 
 
-@dataclass
-class Queued:
-    event: dict[str, Any]
-    visible_at: datetime
-
-
-class Harness:
-    """A whole task hub in memory: one instance, its control queue, the work items."""
-
-    def __init__(self, fn: Orchestrator, activities: dict[str, Callable[[Any], Any]], *,
-                 known: tuple[str, ...] | None = None, batch_size: int = 32,
-                 activities_per_step: int | None = 1, duplicate_replies: bool = False,
-                 reverse: bool = False, name: str = "Orch") -> None:
-        self.handle = df.Orchestrator.create(fn)
-        self.activities = activities
-        self.known = tuple(activities) if known is None else known
-        self.batch_size = batch_size
-        self.activities_per_step = activities_per_step
-        self.duplicate_replies = duplicate_replies
-        self.reverse = reverse
-        self.name = name
-        self.now = T0
-        self.history: list[dict[str, Any]] = []
-        self.control: list[Queued] = []
-        self.work: list[dict[str, Any]] = []
-        self.status = "Pending"
-        self.output: str | None = None
-        self.custom_status: str | None = None
-        self.episodes = 0
-        self.deferred = 0
-        self.discarded = 0
-        self.contexts: list[str] = []
-        self.states: list[str] = []
-
-    def start(self, value: Any = None) -> Harness:
-        # Python clients double-encode the input (host-protocol.md 3.3).
-        text = "null" if value is None else json.dumps(json.dumps(value))
-        self.send(history.execution_started(IID, XID, self.name, text, self.now))
-        return self
-
-    def send(self, event: dict[str, Any], visible_at: datetime | None = None) -> None:
-        self.control.append(Queued(event, visible_at or self.now))
-
-    def run(self, max_steps: int = 5000) -> Harness:
-        for _ in range(max_steps):
-            self.now += timedelta(seconds=1)
-            if self.run_orchestrator() or self.run_activities():
-                continue
-            if not self.control:
-                return self
-            self.now = max(self.now, min(q.visible_at for q in self.control))
-        raise AssertionError("the orchestration did not settle")
-
-    def run_orchestrator(self) -> bool:
-        ready = [q for q in self.control if q.visible_at <= self.now][:self.batch_size]
-        if not ready:
-            return False
-        for queued in ready:
-            self.control.remove(queued)
-        episode = engine.plan_episode(IID, self.history, [q.event for q in ready], self.now)
-        for index in episode.deferred:  # abandoned: visible again after a back-off
-            self.send(ready[index].event, self.now + timedelta(seconds=2))
-        self.deferred += len(episode.deferred)
-        self.discarded += len(episode.discarded)
-        if episode.terminated_reason is not None:
-            result = engine.terminate(episode, self.now)
-        elif episode.needs_replay:
-            result = self.replay(episode)
-        else:
-            return True
-        self.episodes += 1
-        self.history = list(episode.past_events) + result.new_events
-        for message in result.outgoing:
-            assert message.target_instance_id == IID
-            if message.kind == "activity":
-                self.work.append(message.event)
-            else:
-                self.send(message.event, message.visible_at)
-        self.status = result.runtime_status
-        self.output = result.output_text
-        self.custom_status = result.custom_status_text
-        return True
-
-    def replay(self, episode: Episode) -> EpisodeResult:
-        context = engine.build_context(episode)
-        self.contexts.append(context)
-        returned: str | None = None
-        raised: str | None = None
-        try:
-            returned = self.handle(context)
-            self.states.append(returned)
-        except Exception as exc:  # the worker reports the text of what the SDK raised
-            raised = str(exc)
-        sdk_state = engine.parse_sdk_result(returned, raised)
-        return engine.apply_state(episode, sdk_state, self.known, self.now)
-
-    def run_activities(self) -> bool:
-        if not self.work:
-            return False
-        count = self.activities_per_step or len(self.work)
-        batch, self.work = self.work[:count], self.work[count:]
-        if self.reverse:
-            batch.reverse()
-        for scheduled in batch:
-            reply = self.execute(scheduled)
-            self.send(reply)
-            if self.duplicate_replies:
-                self.send(dict(reply))
-        return True
-
-    def execute(self, scheduled: dict[str, Any]) -> dict[str, Any]:
-        name, task_id = scheduled["Name"], scheduled["EventId"]
-        try:
-            value = self.activities[name](json.loads(scheduled["Input"]))
-        except Exception as exc:
-            kind = type(exc).__name__
-            return history.task_failed(
-                task_id, f"Activity function '{name}' failed: {kind}: {exc}",
-                json.dumps({"ClassName": kind, "Message": str(exc)}), self.now)
-        return history.task_completed(task_id, json.dumps(value), self.now)
-
-    @property
-    def value(self) -> Any:
-        return None if self.output is None else json.loads(self.output)
-
-
 def say_hello(city: str) -> str:
     return f"Hello {city}!"
 
@@ -631,7 +500,7 @@ def hello_cities(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
 
 
 def test_chaining_runs_to_completion_with_the_dtfx_history() -> None:
-    run = Harness(hello_cities, {"Hello": say_hello}).start(["Tokyo", "Seattle", "London"])
+    run = InMemoryLoop(hello_cities, {"Hello": say_hello}).start(["Tokyo", "Seattle", "London"])
     run.run()
     assert run.status == "Completed"
     assert run.value == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
@@ -670,8 +539,8 @@ def fan_out(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]
 
 @pytest.mark.parametrize(("count", "per_step", "batch"), [(5, 1, 32), (200, None, 32)])
 def test_fan_out_fan_in(count: int, per_step: int | None, batch: int) -> None:
-    run = Harness(fan_out, {"Double": double}, activities_per_step=per_step,
-                  batch_size=batch).start(count)
+    run = InMemoryLoop(fan_out, {"Double": double}, activities_per_step=per_step,
+                       batch_size=batch).start(count)
     run.run()
     assert run.status == "Completed"
     assert run.value == sum(n * 2 for n in range(count))
@@ -686,8 +555,8 @@ def test_fan_out_fan_in(count: int, per_step: int | None, batch: int) -> None:
 
 
 def test_duplicate_and_reordered_replies_are_absorbed() -> None:
-    run = Harness(fan_out, {"Double": double}, activities_per_step=None,
-                  duplicate_replies=True, reverse=True, batch_size=7).start(20)
+    run = InMemoryLoop(fan_out, {"Double": double}, activities_per_step=None,
+                       duplicate_replies=True, reverse=True, batch_size=7).start(20)
     run.run()
     assert run.status == "Completed"
     assert run.value == sum(n * 2 for n in range(20))
@@ -698,7 +567,7 @@ def test_duplicate_and_reordered_replies_are_absorbed() -> None:
 
 
 def test_a_reply_that_beats_the_checkpoint_is_retried() -> None:
-    run = Harness(hello_cities, {"Hello": say_hello}).start(["Tokyo", "Paris"])
+    run = InMemoryLoop(hello_cities, {"Hello": say_hello}).start(["Tokyo", "Paris"])
     # the reply to task 1 arrives before the episode that schedules it is committed
     run.send(history.task_completed(1, '"early Paris"', T0))
     run.run()
@@ -717,7 +586,7 @@ def first_of_two(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
 
 
 def test_task_any_returns_the_first_and_ends_when_all_are_done() -> None:
-    run = Harness(first_of_two, {"Hello": say_hello}).start()
+    run = InMemoryLoop(first_of_two, {"Hello": say_hello}).start()
     run.run_orchestrator()
     assert [m["Name"] for m in run.work] == ["Hello", "Hello"]
     run.run_activities()   # "fast" replies
@@ -736,7 +605,7 @@ def raises(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
 
 
 def test_an_orchestrator_that_raises_fails() -> None:
-    run = Harness(raises, {"Hello": say_hello}).start()
+    run = InMemoryLoop(raises, {"Hello": say_hello}).start()
     run.run()
     assert run.status == "Failed"
     assert run.value == "Orchestrator function 'Orch' failed: the orchestrator gave up"
@@ -754,7 +623,7 @@ def recovers(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any
 
 
 def test_an_activity_failure_can_be_caught() -> None:
-    run = Harness(recovers, {"Explode": explode, "Hello": say_hello}).start()
+    run = InMemoryLoop(recovers, {"Explode": explode, "Hello": say_hello}).start()
     run.run()
     assert run.status == "Completed"
     assert run.value == "Hello Activity function 'Explode' failed: ActivityError: no fuel!"
@@ -768,7 +637,7 @@ def uncaught(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any
 
 
 def test_an_uncaught_activity_failure_fails_the_instance() -> None:
-    run = Harness(uncaught, {"Explode": explode}).start()
+    run = InMemoryLoop(uncaught, {"Explode": explode}).start()
     run.run()
     assert run.status == "Failed"
     assert run.value.startswith(
@@ -786,7 +655,7 @@ def progress(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any
 
 
 def test_custom_status_follows_the_code() -> None:
-    run = Harness(progress, {"Double": double}).start()
+    run = InMemoryLoop(progress, {"Double": double}).start()
     run.run_orchestrator()
     assert run.custom_status == '{"done":0}'
     run.run()
@@ -798,7 +667,7 @@ def calls_missing(context: df.DurableOrchestrationContext) -> Generator[Any, Any
 
 
 def test_an_unknown_activity_fails_with_the_extension_message() -> None:
-    run = Harness(calls_missing, {"Hello": say_hello}, known=("Hello", "Double")).start()
+    run = InMemoryLoop(calls_missing, {"Hello": say_hello}, known=("Hello", "Double")).start()
     run.run()
     assert run.status == "Failed"
     assert run.value == (
@@ -815,7 +684,7 @@ def sleeps(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
 
 
 def test_a_timer_fires_at_its_time() -> None:
-    run = Harness(sleeps, {}).start()
+    run = InMemoryLoop(sleeps, {}).start()
     run.run_orchestrator()
     (queued,) = run.control
     assert queued.event["EventType"] == EventType.TimerFired
@@ -840,7 +709,7 @@ def with_timeout(cancel: bool) -> Orchestrator:
 
 
 def test_a_cancelled_timeout_lets_the_instance_complete() -> None:
-    run = Harness(with_timeout(cancel=True), {"Hello": say_hello}).start()
+    run = InMemoryLoop(with_timeout(cancel=True), {"Hello": say_hello}).start()
     run.run()
     assert (run.status, run.value) == ("Completed", "Hello quick!")
     # nobody waited for the day-long timer; its late message is dropped
@@ -849,7 +718,7 @@ def test_a_cancelled_timeout_lets_the_instance_complete() -> None:
 
 
 def test_an_uncancelled_timeout_keeps_the_instance_running_until_it_fires() -> None:
-    run = Harness(with_timeout(cancel=False), {"Hello": say_hello}).start()
+    run = InMemoryLoop(with_timeout(cancel=False), {"Hello": say_hello}).start()
     run.run()
     assert (run.status, run.value) == ("Completed", "Hello quick!")
     assert run.now >= at(86400)
@@ -862,14 +731,14 @@ def approval(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any
 
 
 def test_external_events_and_termination() -> None:
-    run = Harness(approval, {}).start()
+    run = InMemoryLoop(approval, {}).start()
     run.run()
     assert run.status == "Running"
     run.send(history.event_raised("Approve", json.dumps(True), run.now))
     run.run()
     assert (run.status, run.value) == ("Completed", {"approved": True})
 
-    stopped = Harness(approval, {}).start()
+    stopped = InMemoryLoop(approval, {}).start()
     stopped.run()
     stopped.send(history.execution_terminated('"no answer"', stopped.now))
     stopped.send(history.event_raised("Approve", "true", stopped.now))

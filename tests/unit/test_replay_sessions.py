@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Generator, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 import pytest
+from support.memory_loop import IID, XID, InMemoryLoop, Orchestrator
 
-from runtime.durable import engine, history
-from runtime.durable.engine import Episode, EpisodeResult
 from runtime.worker import sdk_speedups
 from runtime.worker.orchestrations import MISMATCH, OrchestratorRunner, Outcome
 from runtime.worker.sessions import SessionCache, is_sdk_orchestrator
 
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
-IID = "inst-1"
-XID = "exec-1"
-
 Generated = Generator[Any, Any, Any]
-Orchestrator = Callable[[df.DurableOrchestrationContext], Generated]
 
 
 @pytest.fixture(autouse=True)
@@ -37,116 +31,27 @@ def fast_parser() -> Iterator[None]:
     sdk_speedups.uninstall()
 
 
-class Hub:
-    """One instance's history, control queue and work items, in memory."""
+class Hub(InMemoryLoop):
+    """Every episode's orchestrator call made twice: by the session cache and in full."""
+
+    max_steps = 20000
 
     def __init__(self, fn: Orchestrator, cache: SessionCache | None = None, *,
                  batch_size: int = 32, per_step: int | None = 1, reverse: bool = False,
                  duplicates: bool = False, execution_id: str = XID) -> None:
-        self.fn = fn
-        self.handle = df.Orchestrator.create(fn)
+        super().__init__(fn, ACTIVITIES, batch_size=batch_size, activities_per_step=per_step,
+                         duplicate_replies=duplicates, reverse=reverse,
+                         execution_id=execution_id)
         self.cache = cache if cache is not None else SessionCache()
-        self.batch_size = batch_size
-        self.per_step = per_step
-        self.reverse = reverse
-        self.duplicates = duplicates
-        self.execution_id = execution_id
-        self.now = T0
-        self.history: list[dict[str, Any]] = []
-        self.control: list[tuple[dict[str, Any], datetime]] = []
-        self.work: list[dict[str, Any]] = []
-        self.status = "Pending"
-        self.output: str | None = None
-        self.custom_status: str | None = None
-        self.states: list[str] = []
-        self.contexts: list[str] = []
 
-    def start(self, value: Any = None) -> Hub:
-        text = "null" if value is None else json.dumps(json.dumps(value))
-        self.send(history.execution_started(IID, self.execution_id, "Orch", text, self.now))
-        return self
-
-    def send(self, event: dict[str, Any], visible_at: datetime | None = None) -> None:
-        self.control.append((event, visible_at or self.now))
-
-    def raise_event(self, name: str, value: Any) -> None:
-        self.send(history.event_raised(name, json.dumps(value), self.now))
-
-    def run(self, max_steps: int = 20000) -> Hub:
-        for _ in range(max_steps):
-            self.now += timedelta(seconds=1)
-            if self.episode() or self.activities():
-                continue
-            if not self.control:
-                return self
-            self.now = max(self.now, min(at for _, at in self.control))
-        raise AssertionError("the orchestration did not settle")
-
-    def episode(self) -> bool:
-        ready = [item for item in self.control if item[1] <= self.now][:self.batch_size]
-        if not ready:
-            return False
-        for item in ready:
-            self.control.remove(item)
-        episode = engine.plan_episode(IID, self.history, [e for e, _ in ready], self.now)
-        for index in episode.deferred:
-            self.send(ready[index][0], self.now + timedelta(seconds=2))
-        if episode.terminated_reason is not None:
-            result = engine.terminate(episode, self.now)
-        elif episode.needs_replay:
-            result = self.replay(episode)
-        else:
-            return True
-        self.history = list(episode.past_events) + result.new_events
-        for message in result.outgoing:
-            if message.kind == "activity":
-                self.work.append(message.event)
-            else:
-                self.send(message.event, message.visible_at)
-        self.status = result.runtime_status
-        self.output = result.output_text
-        self.custom_status = result.custom_status_text
-        return True
-
-    def replay(self, episode: Episode) -> EpisodeResult:
-        context = engine.build_context(episode)
-        self.contexts.append(context)
+    def call_orchestrator(self, context: str) -> tuple[str | None, str | None]:
         with sdk_speedups.original_parsing():
             expected = Outcome.of(lambda: df.Orchestrator.create(self.fn)(context))
         got = Outcome.of(lambda: self.cache.run(self.handle, context))
         assert got.text == expected.text, f"episode {len(self.states) + 1}"
         self.states.append(expected.text)
         raised = str(expected.error) if expected.error is not None else None
-        state = engine.parse_sdk_result(expected.value, raised)
-        return engine.apply_state(episode, state, list(ACTIVITIES), self.now)
-
-    def activities(self) -> bool:
-        if not self.work:
-            return False
-        count = self.per_step or len(self.work)
-        batch, self.work = self.work[:count], self.work[count:]
-        if self.reverse:
-            batch.reverse()
-        for scheduled in batch:
-            reply = self.execute(scheduled)
-            self.send(reply)
-            if self.duplicates:
-                self.send(dict(reply))
-        return True
-
-    def execute(self, scheduled: dict[str, Any]) -> dict[str, Any]:
-        name, task_id = scheduled["Name"], scheduled["EventId"]
-        try:
-            value = ACTIVITIES[name](json.loads(scheduled["Input"]))
-        except Exception as exc:
-            return history.task_failed(
-                task_id, f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
-                json.dumps({"Message": str(exc)}), self.now)
-        return history.task_completed(task_id, json.dumps(value), self.now)
-
-    @property
-    def value(self) -> Any:
-        return None if self.output is None else json.loads(self.output)
+        return expected.value, raised
 
 
 def explode(value: Any) -> Any:

@@ -256,3 +256,17 @@ def approval_or_timeout(context: df.DurableOrchestrationContext):
         timer.cancel()
         return "approved"
     return "timed out"
+
+
+@app.orchestration_trigger(context_name="context")
+def slow_step(context: df.DurableOrchestrationContext):
+    result = yield context.call_activity("nap", 3)
+    return result
+
+
+@app.activity_trigger(input_name="seconds")
+def nap(seconds: int) -> str:
+    import time
+
+    time.sleep(seconds)
+    return f"slept {seconds}s"

@@ -1,0 +1,172 @@
+"""What the dispatcher holds in flight: events waiting for their instance's next episode,
+per-instance sessions, cached histories, activity work items kept locked, and the ordered
+background writes that finish a checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runtime import logs
+from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
+from runtime.errors import HostError, StorageError
+
+log = logs.get("durable")
+
+HISTORY_CACHE_INSTANCES = 1000
+HISTORY_CACHE_EVENTS = 200_000
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event waiting for its instance's next episode.
+
+    `message` is the queue message to delete once the event is checkpointed: the control
+    message that carried it, or, for an activity result handed over in memory, the
+    activity's work item (held by `WorkItems`)."""
+
+    event: dict[str, Any]
+    message: QueueMessage
+    local: bool = False  # an activity result handed over in memory
+
+    @property
+    def key(self) -> str:
+        return self.message.message_id
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        return (self.message.inserted_on, self.message.sequence_number)
+
+    @property
+    def execution_id(self) -> str | None:
+        return self.message.execution_id
+
+
+@dataclass
+class Session:
+    instance_id: str
+    buffer: dict[str, Pending] = field(default_factory=dict)
+    active: list[Pending] = field(default_factory=list)  # the episode being run
+    task: asyncio.Task[None] | None = None
+
+
+class HistoryCache:
+    """Histories of instances this host owns, as of their last checkpoint (LRU)."""
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[str, HistorySnapshot] = OrderedDict()
+        self.events = 0
+
+    def get(self, instance_id: str) -> HistorySnapshot | None:
+        snapshot = self.entries.get(instance_id)
+        if snapshot is not None:
+            self.entries.move_to_end(instance_id)
+        return snapshot
+
+    def put(self, instance_id: str, snapshot: HistorySnapshot) -> None:
+        self.drop(instance_id)
+        self.entries[instance_id] = snapshot
+        self.events += len(snapshot.events)
+        while self.entries and (len(self.entries) > HISTORY_CACHE_INSTANCES
+                                or self.events > HISTORY_CACHE_EVENTS):
+            _, evicted = self.entries.popitem(last=False)
+            self.events -= len(evicted.events)
+
+    def drop(self, instance_id: str) -> None:
+        snapshot = self.entries.pop(instance_id, None)
+        if snapshot is not None:
+            self.events -= len(snapshot.events)
+
+    def drop_where(self, predicate: Any) -> None:
+        for instance_id in [i for i in self.entries if predicate(i)]:
+            self.drop(instance_id)
+
+
+class WorkItems:
+    """Activity messages this host holds (received, or sent hidden to run itself), kept
+    hidden from other pollers until they are deleted. A lock is renewed when a third of
+    it is left, so a crashed host's work is visible again within one lock period."""
+
+    def __init__(self, hub: TaskHub, lock: float) -> None:
+        self.hub = hub
+        self.lock = lock
+        self.held: dict[str, tuple[QueueMessage, float]] = {}  # id -> (message, hidden until)
+
+    def hold(self, message: QueueMessage, hidden_for: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.held[message.message_id] = (message, loop.time() + hidden_for)
+
+    def current(self, message: QueueMessage) -> QueueMessage:
+        """The message with its latest pop receipt (renewals change it)."""
+        entry = self.held.get(message.message_id)
+        return entry[0] if entry else message
+
+    async def delete(self, message: QueueMessage) -> None:
+        current = self.current(message)
+        self.held.pop(message.message_id, None)
+        await self.hub.delete_message(current)
+
+    async def release(self, message: QueueMessage, delay: float) -> None:
+        current = self.current(message)
+        self.held.pop(message.message_id, None)
+        await self.hub.abandon(current, delay)
+
+    async def release_id(self, message_id: str, delay: float) -> None:
+        """Release a held work item by id; a storage failure leaves it to its lock."""
+        entry = self.held.pop(message_id, None)
+        if entry is None:
+            return
+        try:
+            await self.hub.abandon(entry[0], delay)
+        except StorageError:
+            pass
+
+    async def renew_expiring(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for message_id, (message, until) in list(self.held.items()):
+            if until - now > self.lock / 2:
+                continue
+            try:
+                renewed = await self.hub.extend(message, self.lock)
+            except StorageError as exc:
+                log.warning("Could not extend the lock of work item %s: %s", message_id, exc)
+                continue
+            if message_id in self.held:
+                self.held[message_id] = (renewed, now + self.lock)
+
+
+class OrderedWrites:
+    """Per-instance background writes that must land in order (an Instances row update,
+    then the deletion of the messages it consumed), off the critical path of the next
+    episode. The history commit before them is the checkpoint; if the process dies first,
+    the messages are delivered again and the row is repaired from history."""
+
+    def __init__(self, spawn: Any) -> None:
+        self.spawn = spawn
+        self.tails: dict[str, asyncio.Task[None]] = {}
+
+    def submit(self, instance_id: str, write: Any) -> None:
+        previous = self.tails.get(instance_id)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await write()
+            except HostError as exc:
+                log.warning("A background write for '%s' failed (%s); its messages will be "
+                            "delivered again.", instance_id, exc)
+
+        task: asyncio.Task[None] = self.spawn(run())
+        self.tails[instance_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self.tails.get(instance_id) is done:
+                del self.tails[instance_id]
+        task.add_done_callback(forget)
+
+    async def drain(self) -> None:
+        await asyncio.gather(*self.tails.values(), return_exceptions=True)
