@@ -1,1 +1,1 @@
-"""Benchmarks (run as scripts; see docs/bench.md)."""
+"""Benchmarks (run as scripts; see the README, Performance)."""

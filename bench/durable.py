@@ -1,7 +1,7 @@
 """Durable workflows on funclocal and on its peers, side by side, in one invocation.
 
 Run: .venv/bin/python bench/durable.py [--runs 3] [--samples 20] [--no-peers] [--smoke]
-(`make bench` installs the peers and runs it; see docs/bench.md.)
+(`make bench` installs the peers and runs it; see the README, Performance.)
 
 Shapes (bench/shapes.py): (a) one hello-cities orchestration (3 sequential activities),
 start request to Completed; (c) 200 hello-cities started at once, completed per second;
