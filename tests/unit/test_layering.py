@@ -12,7 +12,8 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 LAYERS = {
     "errors": 0,
     "config": 1, "functions": 1, "logs": 1, "durable.history": 1, "durable.names": 1,
-    "durable.tablerows": 1, "durable.faults": 1, "http.routes": 1, "http.auth": 1,
+    "durable.tablerows": 1, "durable.faults": 1, "http.routes": 1,
+    "http.route_constraints": 1, "http.auth": 1,
     "worker.protocol": 1,
     "durable.engine": 2, "durable.storage": 2, "durable.taskhub": 2, "durable.tablebatch": 2,
     "durable.leanqueue": 2,
@@ -26,7 +27,7 @@ LAYERS = {
     "cli": 7, "__main__": 7,
 }
 PURE = {"config", "functions", "durable.history", "durable.names", "durable.tablerows",
-        "durable.engine", "http.routes", "http.auth"}
+        "durable.engine", "http.routes", "http.route_constraints", "http.auth"}
 IMPURE_PREFIXES = ("asyncio", "aiohttp", "azure")
 
 
