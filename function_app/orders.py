@@ -56,7 +56,9 @@ def place_order(context: df.DurableOrchestrationContext):
         yield context.call_activity("ReleaseInventory", reservation)
         context.set_custom_status({"stage": "payment-failed",
                                    "reservationReleased": reservation["reservationId"]})
-        raise RuntimeError(f"Payment for order {order['orderId']} failed: {error}") from None
+        # The SDK's message is "<reason> \n <details>": the reason is what a person reads.
+        reason = str(error).split(" \n ", 1)[0]
+        raise RuntimeError(f"Payment for order {order['orderId']} failed: {reason}") from None
     context.set_custom_status({"stage": "shipping"})
     shipment = yield context.call_activity(
         "ScheduleShipping", {"order": order, "paymentId": payment["paymentId"]})

@@ -26,11 +26,12 @@ from runtime.worker.protocol import CHANNEL_FD_ENV, encode_frame, read_frame
 
 
 def user_traceback(exc: BaseException) -> str:
-    """The traceback from the first frame of user code on: the worker's own frames are
-    noise to the person reading it."""
+    """The traceback from the first frame of user code on: the worker's own frames, and
+    the thread pool's that run sync functions, are noise to the person reading it."""
     tb = exc.__traceback__
-    runtime_dir = str(Path(__file__).resolve().parents[1])
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(runtime_dir):
+    noise = (str(Path(__file__).resolve().parents[1]),
+             str(Path(concurrent.futures.__file__).resolve().parent))
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(noise):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
