@@ -331,12 +331,8 @@ def apply_state(episode: Episode, state: dict[str, Any], known_activities: Colle
     if error:
         return _fail(episode, str(error), now, custom_status, len(planned))
     output_text = _dumps(state["output"]) if state.get("output") is not None else None
-    return EpisodeResult(
-        episode.new_events + [
-            history.execution_completed(OrchestrationStatus.Completed, output_text, now,
-                                        event_id=len(planned)),
-            history.orchestrator_completed(now)],
-        [], "Completed", output_text, custom_status)
+    return _finish(episode, OrchestrationStatus.Completed, output_text, now, custom_status,
+                   len(planned))
 
 
 def terminate(episode: Episode, now: datetime) -> EpisodeResult:
@@ -344,13 +340,8 @@ def terminate(episode: Episode, now: datetime) -> EpisodeResult:
     reason = _find(episode.new_events, EventType.ExecutionTerminated)
     if reason is None:
         raise ValueError("terminate() needs an episode holding an ExecutionTerminated event")
-    output_text = reason.get("Input")
-    return EpisodeResult(
-        episode.new_events + [
-            history.execution_completed(OrchestrationStatus.Terminated, output_text, now,
-                                        event_id=_next_event_id(episode)),
-            history.orchestrator_completed(now)],
-        [], "Terminated", output_text, None)
+    return _finish(episode, OrchestrationStatus.Terminated, reason.get("Input"), now, None,
+                   _next_event_id(episode))
 
 
 def fail(episode: Episode, message: str, now: datetime) -> EpisodeResult:
@@ -363,12 +354,25 @@ def _fail(episode: Episode, message: str, now: datetime, custom_status: str | No
     # DTFx's FailOrchestration stores the message as the result; it is kept as JSON text
     # here like every other output, which the status API shows as the same string.
     output_text = _dumps(f"Orchestrator function '{episode.orchestrator_name}' failed: {message}")
+    return _finish(episode, OrchestrationStatus.Failed, output_text, now, custom_status,
+                   event_id)
+
+
+_FINAL: dict[OrchestrationStatus, RuntimeStatus] = {
+    OrchestrationStatus.Completed: "Completed",
+    OrchestrationStatus.Failed: "Failed",
+    OrchestrationStatus.Terminated: "Terminated",
+}
+
+
+def _finish(episode: Episode, status: OrchestrationStatus, output_text: str | None,
+            now: datetime, custom_status: str | None, event_id: int) -> EpisodeResult:
+    """End the execution: ExecutionCompleted, then OrchestratorCompleted (DTFx's order)."""
     return EpisodeResult(
         episode.new_events + [
-            history.execution_completed(OrchestrationStatus.Failed, output_text, now,
-                                        event_id=event_id),
+            history.execution_completed(status, output_text, now, event_id=event_id),
             history.orchestrator_completed(now)],
-        [], "Failed", output_text, custom_status)
+        [], _FINAL[status], output_text, custom_status)
 
 
 def _next_event_id(episode: Episode) -> int:
