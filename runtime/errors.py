@@ -41,6 +41,10 @@ class RouteError(IndexingError):
     """An HTTP route template is invalid or conflicts with another route."""
 
 
+class BindingError(HostError):
+    """An input binding of a function cannot be provided for an invocation."""
+
+
 # --- workers ------------------------------------------------------------------------
 
 

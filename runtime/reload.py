@@ -3,7 +3,7 @@
 One reload runs at a time. A change that arrives while a reload is still indexing cancels
 it (its workers are killed) and the newest files are indexed instead, so versions never
 interleave. A version that cannot be indexed is reported and the running one keeps
-serving. The swap itself is Host.commit_version: the HTTP server, storage clients and
+serving. The swap itself is `Versions.commit`: the HTTP server, storage clients and
 partition leases stay up, and the replaced workers finish what they are running.
 """
 
@@ -11,60 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from runtime import logs
+from runtime import console
 from runtime.errors import HostError, IndexingError
-from runtime.functions import FunctionIndex, FunctionSpec
-from runtime.watch import ChangeSet, FileWatcher
+from runtime.versions import AppVersion, IndexChanges, Versions, compare
+from runtime.watch import ChangeSet, FileWatcher, WatchPlan
 
-if TYPE_CHECKING:
-    from runtime.host import AppVersion, Host
-
-log = logs.get("reload")
+log = console.get("reload")
 
 AFFECTED_STATUSES = ("Running", "Suspended")
 LISTED_INSTANCES = 20
 
 
-@dataclass(frozen=True)
-class IndexChanges:
-    """How one version of the app differs from the previous one."""
-
-    added: tuple[FunctionSpec, ...] = ()
-    changed: tuple[FunctionSpec, ...] = ()
-    removed: tuple[str, ...] = ()
-    changed_orchestrators: tuple[str, ...] = ()  # durable names
-    removed_orchestrators: tuple[str, ...] = ()
-
-    @property
-    def any(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
-
-def compare(old: FunctionIndex, old_hashes: Mapping[str, str | None], new: FunctionIndex,
-            new_hashes: Mapping[str, str | None]) -> IndexChanges:
-    """A function changed when its bindings or its code (by digest) did."""
-    before = {f.name: f for f in old.functions}
-    after = {f.name: f for f in new.functions}
-    added = tuple(f for name, f in after.items() if name not in before)
-    changed = tuple(f for name, f in after.items() if name in before and (
-        f != before[name] or old_hashes.get(name) != new_hashes.get(name)))
-    removed = tuple(name for name in before if name not in after)
-    orchestrator = "orchestrationtrigger"
-    changed_orchestrators = tuple(f.durable_name for f in changed if f.kind == orchestrator)
-    kept = {f.durable_name.lower() for f in new.by_kind(orchestrator)}
-    removed_orchestrators = tuple(f.durable_name for f in old.by_kind(orchestrator)
-                                  if f.durable_name.lower() not in kept)
-    return IndexChanges(added, changed, removed, changed_orchestrators, removed_orchestrators)
-
-
 class Reloader:
-    def __init__(self, host: Host) -> None:
-        self.host = host
-        self.watcher = FileWatcher(host.watch_plan())
+    """Watches the files `watch_plan()` names and reloads `versions` on every change;
+    `base_url()` is where people reach the host (for the function list)."""
+
+    def __init__(self, versions: Versions, watch_plan: Callable[[], WatchPlan],
+                 base_url: Callable[[], str]) -> None:
+        self.versions = versions
+        self.watch_plan = watch_plan
+        self.base_url = base_url
+        self.watcher = FileWatcher(watch_plan())
         self.pending: ChangeSet | None = None
         self.preparing: asyncio.Task[AppVersion] | None = None
         self.wake = asyncio.Event()
@@ -77,7 +47,7 @@ class Reloader:
             await self.watcher.start()
         except OSError as exc:
             log.error("Cannot watch %s for changes (%s); reload is off.",
-                      self.host.script_root, exc)
+                      self.versions.script_root, exc)
             await self.watcher.stop()
             return
         self._spawn(self._watch_loop())
@@ -121,7 +91,7 @@ class Reloader:
         what = "Configuration" if changes.config else "Code"
         log.info("%s change detected (%s); reloading...", what, changes.describe())
         preparing = self.preparing = asyncio.create_task(
-            self.host.prepare_version(changes.config))
+            self.versions.prepare(config_changed=changes.config))
         try:
             version = await preparing
         except asyncio.CancelledError:
@@ -137,9 +107,9 @@ class Reloader:
             return
         finally:
             self.preparing = None
-        old_index = self.host.index
-        old_hashes = self.host.pool.code_hashes if self.host.pool else {}
-        await self.host.commit_version(version)
+        previous = await self.versions.commit(version)
+        old_index = previous.index if previous else version.index
+        old_hashes = previous.pool.code_hashes if previous else {}
         found = compare(old_index, old_hashes, version.index, version.pool.code_hashes)
         self._print_changes(found, everything=changes.config)
         pids = version.pool.pids
@@ -147,7 +117,7 @@ class Reloader:
                  (time.perf_counter() - started) * 1000, "" if len(pids) == 1 else "es",
                  ", ".join(map(str, pids)))
         if changes.config:
-            await self.watcher.set_plan(self.host.watch_plan())
+            await self.watcher.set_plan(self.watch_plan())
         if found.changed_orchestrators or found.removed_orchestrators:
             self._spawn(self._report_instances(found))
 
@@ -165,16 +135,19 @@ class Reloader:
         log.error("%s", text)
 
     def _print_changes(self, found: IndexChanges, *, everything: bool) -> None:
+        current = self.versions.current
+        assert current is not None
         if everything:
             # Settings may move every URL (routePrefix): show the whole list again.
-            shown = list(self.host.index.functions)
+            shown = list(current.index.functions)
             title = "Functions:"
         else:
             shown = [*found.added, *found.changed]
             title = "Functions changed:"
         if not shown and not found.removed:
             return
-        lines = ["", title, "", *self.host.function_lines(shown)]
+        lines = ["", title, "", *console.function_lines(shown, self.base_url(),
+                                                          current.config.route_prefix)]
         for name in found.removed:
             lines += [f"\t{name}: removed", ""]
         print("\n".join(lines), flush=True)
@@ -182,13 +155,13 @@ class Reloader:
     async def _report_instances(self, found: IndexChanges) -> None:
         """List the running instances of orchestrators whose code changed or went away:
         on their next replay the new code must match their history."""
-        durable = self.host.durable
+        durable = self.versions.durable
         if durable is None:
             return
         from runtime.durable.client import InstanceQuery
 
         try:
-            rows, _ = await durable.client.list_instances(
+            rows, _ = await durable.services.client.list_instances(
                 InstanceQuery(statuses=AFFECTED_STATUSES, show_input=False))
         except HostError as exc:
             log.warning("Could not list the running orchestration instances: %s", exc)

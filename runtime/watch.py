@@ -17,9 +17,9 @@ from pathlib import Path
 
 import watchfiles
 
-from runtime import logs
+from runtime import console
 
-log = logs.get("reload")
+log = console.get("reload")
 
 IGNORED_DIRS = frozenset({".venv", "node_modules", ".azurite", "__pycache__", ".git"})
 CODE_SUFFIX = ".py"

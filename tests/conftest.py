@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from support.azurite import running_azurite, unique_hub_name
 
-from runtime.azurite import StorageEndpoints
+from runtime.storage.connection import StorageEndpoints
 
 
 @pytest.fixture(scope="session")

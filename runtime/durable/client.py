@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from runtime.clock import Clock, SystemClock
 from runtime.config import DurableTaskConfig
 from runtime.durable import history
+from runtime.durable.app import ORCHESTRATION_TRIGGER, AppFunctions
+from runtime.durable.engine import wording
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import (
     InstanceExists,
@@ -52,10 +55,6 @@ def validate_instance_id(instance_id: str) -> None:
 
 def new_instance_id() -> str:
     return uuid.uuid4().hex
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def format_api_time(value: Any) -> str | None:
@@ -95,25 +94,35 @@ class InstanceQuery:
 
 
 class DurableClient:
-    def __init__(self, hub: TaskHub, config: DurableTaskConfig,
-                 notify: Callable[[str], None] | None = None) -> None:
+    """The management operations of one task hub (DurableClient in the extension).
+
+    `app` gives the orchestrator names a start is checked against (None: any name, as
+    when no host is running); `notify` tells the dispatcher an instance has new work.
+    Errors: InstanceNotFound, InstanceNotRunning, InstanceExists, InvalidArgument
+    (UnknownFunction, InvalidInstanceId), StartTimeout, StorageError.
+    """
+
+    def __init__(self, hub: TaskHub, config: DurableTaskConfig, *,
+                 app: AppFunctions | None = None,
+                 notify: Callable[[str], None] | None = None,
+                 clock: Clock | None = None) -> None:
         self.hub = hub
         self.config = config
+        self.app = app
+        self.clock = clock or SystemClock()
         self.notify = notify or (lambda instance_id: None)
-        self.orchestrators: Callable[[], Collection[str]] = lambda: ()
 
     # -- start -------------------------------------------------------------------------
 
     def resolve_orchestrator(self, name: str) -> str:
-        known = list(self.orchestrators())
+        """The registered orchestrator `name` refers to (case-insensitive)."""
+        if self.app is None:
+            return name
+        known = self.app.names(ORCHESTRATION_TRIGGER)
         for candidate in known:
             if candidate.lower() == name.lower():
                 return candidate
-        listing = ", ".join(f"'{n}'" for n in known)
-        raise UnknownFunction(
-            f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator "
-            f"function. Additional info: The following are the known orchestrator functions: "
-            f"{listing}.")
+        raise UnknownFunction(wording.unknown_orchestrator_message(name, known))
 
     async def start_new(self, name: str, instance_id: str | None = None,
                         input_text: str | None = None) -> str:
@@ -137,7 +146,7 @@ class DurableClient:
             if status in RUNNING_STATES and \
                     self.config.overridable_existing_instance_states != "AnyState":
                 raise InstanceExists(instance_id, status)
-        now = _utcnow()
+        now = self.clock.now()
         execution_id = uuid.uuid4().hex
         input_value = "null" if input_text is None else input_text
         event = history.execution_started(instance_id, execution_id, name, input_value, now)
@@ -218,7 +227,7 @@ class DurableClient:
         status = str(row.get("RuntimeStatus"))
         if status in TERMINAL_STATES:
             raise InstanceNotRunning(instance_id, status)
-        event = history.event_raised(event_name, data_text, _utcnow())
+        event = history.event_raised(event_name, data_text, self.clock.now())
         await self.hub.send_to_instance(instance_id, row.get("ExecutionId"), event)
         self.notify(instance_id)
 
@@ -227,7 +236,7 @@ class DurableClient:
         status = str(row.get("RuntimeStatus"))
         if status in TERMINAL_STATES:
             raise InstanceNotRunning(instance_id, status)
-        event = history.execution_terminated(json.dumps(reason), _utcnow())
+        event = history.execution_terminated(json.dumps(reason), self.clock.now())
         await self.hub.send_to_instance(instance_id, row.get("ExecutionId"), event)
         self.notify(instance_id)
 
@@ -242,63 +251,10 @@ class DurableClient:
         continuation: str | None = None
         while True:
             rows, continuation = await self.hub.query_instances(
-                created_from=created_from, created_to=created_to or _utcnow(),
+                created_from=created_from, created_to=created_to or self.clock.now(),
                 statuses=statuses, prefix=None, top=100, continuation=continuation)
             for row in rows:
                 if await self.hub.purge_instance(str(row["InstanceId"])):
                     deleted += 1
             if not continuation:
                 return deleted
-
-
-# -- the durableClient binding ---------------------------------------------------------
-
-WEBHOOK_PATH = "/runtime/webhooks/durabletask"
-INSTANCE_PLACEHOLDER = "INSTANCEID"
-
-
-def management_urls(origin: str, hub_name: str, instance_id: str,
-                    key: str | None = None, *, connection: str = "Storage") -> dict[str, str]:
-    """The check-status payload URLs, as the extension builds them."""
-    base = f"{origin.rstrip('/')}{WEBHOOK_PATH}"
-    query = f"taskHub={hub_name}&connection={connection}"
-    if key:
-        query += f"&code={key}"
-    instance = f"{base}/instances/{instance_id}"
-    return {
-        "id": instance_id,
-        "statusQueryGetUri": f"{instance}?{query}",
-        "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
-        "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
-        "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
-        "purgeHistoryDeleteUri": f"{instance}?{query}",
-        "restartPostUri": f"{instance}/restart?{query}",
-        "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
-        "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
-    }
-
-
-def client_binding_json(origin: str, hub_name: str, rpc_base_url: str,
-                        key: str | None = None) -> str:
-    """The JSON the extension hands a durableClient parameter."""
-    base = f"{origin.rstrip('/')}{WEBHOOK_PATH}"
-    code = f"code={key}" if key else ""
-    suffix = f"?{code}" if code else ""
-    wait = "?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}"
-    payload = {
-        "taskHubName": hub_name,
-        "connectionName": None,
-        "creationUrls": {
-            "createNewInstancePostUri":
-                f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]{suffix}",
-            "createAndWaitOnNewInstancePostUri":
-                f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]{wait}"
-                + (f"&{code}" if code else ""),
-        },
-        "managementUrls": management_urls(origin, hub_name, INSTANCE_PLACEHOLDER, key),
-        "baseUrl": base,
-        "requiredQueryStringParameters": code,
-        "rpcBaseUrl": rpc_base_url if rpc_base_url.endswith("/") else rpc_base_url + "/",
-        "httpBaseUrl": None,
-    }
-    return json.dumps(payload)

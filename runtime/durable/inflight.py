@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runtime import logs
+from runtime import console
+from runtime.clock import Clock
 from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 from runtime.errors import HostError, StorageError
 
-log = logs.get("durable")
+log = console.get("durable")
 
 HISTORY_CACHE_INSTANCES = 1000
 HISTORY_CACHE_EVENTS = 200_000
@@ -87,17 +88,17 @@ class HistoryCache:
 
 class WorkItems:
     """Activity messages this host holds (received, or sent hidden to run itself), kept
-    hidden from other pollers until they are deleted. A lock is renewed when a third of
-    it is left, so a crashed host's work is visible again within one lock period."""
+    hidden from other pollers until they are deleted. A lock is renewed when half of it
+    is left, so a crashed host's work is visible again within one lock period."""
 
-    def __init__(self, hub: TaskHub, lock: float) -> None:
+    def __init__(self, hub: TaskHub, lock: float, clock: Clock) -> None:
         self.hub = hub
         self.lock = lock
+        self.clock = clock
         self.held: dict[str, tuple[QueueMessage, float]] = {}  # id -> (message, hidden until)
 
     def hold(self, message: QueueMessage, hidden_for: float) -> None:
-        loop = asyncio.get_running_loop()
-        self.held[message.message_id] = (message, loop.time() + hidden_for)
+        self.held[message.message_id] = (message, self.clock.monotonic() + hidden_for)
 
     def current(self, message: QueueMessage) -> QueueMessage:
         """The message with its latest pop receipt (renewals change it)."""
@@ -125,7 +126,7 @@ class WorkItems:
             pass
 
     async def renew_expiring(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self.clock.monotonic()
         for message_id, (message, until) in list(self.held.items()):
             if until - now > self.lock / 2:
                 continue

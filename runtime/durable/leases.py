@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,29 +37,76 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
+from runtime.clock import Clock, SystemClock
 from runtime.durable import names as nm
-from runtime.durable.storage import StorageClients, describe_error, with_retries
 from runtime.errors import StorageError
+from runtime.storage.clients import StorageClients
+from runtime.storage.retries import describe_error, with_retries
 
 log = logging.getLogger(__name__)
 
 LEASE_TYPE = "default"
 
 
+class Partitions(ABC):
+    """Which control-queue partitions this host may read (`owned`), kept up to date by
+    the orchestration worker calling `renew` and `acquire_available` periodically."""
+
+    @property
+    @abstractmethod
+    def owned(self) -> frozenset[int]: ...
+
+    @abstractmethod
+    async def acquire_available(self) -> list[int]:
+        """Take every partition that is free; return the ones newly owned."""
+
+    @abstractmethod
+    async def renew(self) -> list[int]:
+        """Keep the owned partitions; return the ones lost."""
+
+    @abstractmethod
+    async def release_all(self) -> None:
+        """Give every partition up (at shutdown)."""
+
+
+class AllPartitions(Partitions):
+    """Every partition, always: for a task hub that only this process uses (in memory)."""
+
+    def __init__(self, partition_count: int) -> None:
+        self.count = partition_count
+        self._owned: frozenset[int] = frozenset()
+
+    @property
+    def owned(self) -> frozenset[int]:
+        return self._owned
+
+    async def acquire_available(self) -> list[int]:
+        new = [p for p in range(self.count) if p not in self._owned]
+        self._owned = frozenset(range(self.count))
+        return new
+
+    async def renew(self) -> list[int]:
+        return []
+
+    async def release_all(self) -> None:
+        self._owned = frozenset()
+
+
 @dataclass
 class _Held:
     lease: BlobLeaseClient
-    renewed_at: float  # time.monotonic() when the last successful renewal was sent
+    renewed_at: float  # clock.monotonic() when the last successful renewal was sent
     epoch: int = field(default=0)
 
 
-class PartitionLeases:
-    """The partition leases this host holds (`owned`), acquired and renewed on request."""
+class PartitionLeases(Partitions):
+    """Partition ownership through blob leases (see the module docstring)."""
 
     def __init__(self, storage: StorageClients, hub_name: str, partition_count: int,
-                 owner_id: str, lease_seconds: int = 30) -> None:
+                 owner_id: str, lease_seconds: int = 30, *, clock: Clock | None = None) -> None:
         if not 15 <= lease_seconds <= 60:
             raise ValueError(f"a blob lease lasts 15-60 seconds; got {lease_seconds}")
+        self.clock = clock or SystemClock()
         self.names = nm.hub_names(hub_name, partition_count)
         self.owner_id = owner_id
         self.lease_seconds = lease_seconds
@@ -120,7 +167,7 @@ class PartitionLeases:
         # takes its partitions back at once instead of waiting for the old lease to expire.
         lease_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"funclocal/{self.owner_id}/{partition}"))
         lease = BlobLeaseClient(blob, lease_id=lease_id)
-        started = time.monotonic()
+        started = self.clock.monotonic()
 
         async def op() -> bool:
             try:
@@ -164,7 +211,7 @@ class PartitionLeases:
                 if exc.status_code != 412:
                     raise
         await with_retries(op, what=f"creating {blob.blob_name}",
-                           deadline=time.monotonic() + self.lease_seconds / 3)
+                           deadline=self.clock.monotonic() + self.lease_seconds / 3)
 
     async def _write_owner(self, partition: int, blob: BlobClient, held: _Held) -> None:
         # Informational only (who owns what, for people and tools); failure is harmless.
@@ -179,7 +226,7 @@ class PartitionLeases:
                       describe_error(exc))
 
     async def _renew(self, partition: int, held: _Held) -> bool:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         expires = held.renewed_at + self.lease_seconds
         try:
             await with_retries(held.lease.renew, what=f"renewing partition {partition}",
@@ -189,7 +236,7 @@ class PartitionLeases:
                         self.names.control_queues[partition], describe_error(exc))
             return False
         except StorageError as exc:
-            if time.monotonic() < expires:
+            if self.clock.monotonic() < expires:
                 log.warning("Renewing partition %d failed, will retry: %s", partition, exc)
                 return True
             log.warning("Lost partition %d: its lease expired while storage was "
@@ -201,7 +248,7 @@ class PartitionLeases:
     async def _release(self, partition: int, held: _Held) -> None:
         try:
             await with_retries(held.lease.release, what=f"releasing partition {partition}",
-                               deadline=time.monotonic() + 5.0)
+                               deadline=self.clock.monotonic() + 5.0)
             log.info("Released partition %d", partition)
         except (AzureError, StorageError) as exc:
             # It expires on its own within one lease period.

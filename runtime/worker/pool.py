@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime import logs
+from runtime import console
 from runtime.errors import (
     FunctionInvocationError,
     IndexingError,
@@ -30,7 +30,7 @@ from runtime.errors import (
 from runtime.functions import FunctionIndex
 from runtime.worker.protocol import CHANNEL_FD_ENV, encode_frame, read_frame
 
-log = logs.get("worker")
+log = console.get("worker")
 
 HELLO_TIMEOUT = 60.0  # the real host's worker start timeout
 
@@ -78,7 +78,7 @@ class WorkerProcess:
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "runtime.worker.main", "--script-root",
+                sys.executable, "-m", "runtime.worker.child.main", "--script-root",
                 str(self.script_root), cwd=str(self.script_root), env=env,
                 pass_fds=(child_sock.fileno(),), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

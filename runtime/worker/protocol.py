@@ -13,13 +13,19 @@ Messages, worker -> host:
 Messages, host -> worker:
   {"type": "invoke", "id": int, "function": str, "invocation_id": str, "inputs": {...}}
   {"type": "shutdown"}
+
+`inputs` are keyed by binding name. An HTTP trigger's input is `HttpRequestData`, and
+an HTTP function's result value is `HttpResponseData` (below); durable triggers carry
+JSON text, and a durableClient input its binding JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 HEADER = struct.Struct(">I")
@@ -50,3 +56,60 @@ async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any] | None:
     if not isinstance(message, dict):
         raise ConnectionError("frame does not hold a JSON object")
     return message
+
+
+# --- typed payloads of an HTTP invocation ---------------------------------------------
+# Both processes build and read these through the classes below, so the shape of the
+# payload is written down once.
+
+
+@dataclass(frozen=True)
+class HttpRequestData:
+    """An HTTP trigger's request as the worker turns it into `func.HttpRequest`:
+    lower-case header names (repeated headers joined by ", "), query values joined by
+    "," (empty ones dropped), route values as strings, the raw body."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    params: dict[str, str]
+    route_params: dict[str, str]
+    body: bytes = b""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "headers": self.headers,
+                "params": self.params, "route_params": self.route_params,
+                "body_b64": base64.b64encode(self.body).decode("ascii")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HttpRequestData:
+        return cls(method=str(data["method"]), url=str(data["url"]),
+                   headers=dict(data.get("headers") or {}),
+                   params=dict(data.get("params") or {}),
+                   route_params=dict(data.get("route_params") or {}),
+                   body=base64.b64decode(data.get("body_b64") or ""))
+
+
+@dataclass(frozen=True)
+class HttpResponseData:
+    """What an HTTP function answered: status, headers in order (a name may repeat, as
+    Set-Cookie does), and the body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+    kind: str = "http"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "status": self.status,
+                "headers": [list(pair) for pair in self.headers],
+                "body_b64": base64.b64encode(self.body).decode("ascii")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HttpResponseData:
+        """Raises ValueError/TypeError/KeyError for a payload of another shape."""
+        raw = data.get("headers") or []
+        pairs = raw.items() if isinstance(raw, dict) else raw
+        headers = tuple((str(k), str(v)) for k, v in pairs)
+        return cls(status=int(data.get("status", 200)), headers=headers,
+                   body=base64.b64decode(data.get("body_b64") or ""))

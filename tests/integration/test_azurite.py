@@ -15,7 +15,8 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 from support.azurite import REPO_ROOT, azurite_bin, free_ports
 
-from runtime.azurite import (
+from runtime.errors import AzuriteError
+from runtime.storage.azurite import (
     DEV_ACCOUNT_KEY,
     SERVICES,
     ManagedAzurite,
@@ -23,7 +24,6 @@ from runtime.azurite import (
     ensure_storage,
     port_answers,
 )
-from runtime.errors import AzuriteError
 
 
 def local_connection_string(ports: list[int]) -> str:
@@ -105,7 +105,7 @@ async def test_azurite_dies_with_the_process_that_started_it(tmp_path: Path) -> 
     script = f"""
 import asyncio, json, os, signal, sys
 from pathlib import Path
-from runtime.azurite import ManagedAzurite
+from runtime.storage.azurite import ManagedAzurite
 azurite = ManagedAzurite(Path({str(azurite_bin())!r}), data_dir=Path({str(tmp_path)!r}),
                          in_memory=True, ports={{"blob": {blob}, "queue": {queue},
                                                  "table": {table}}})

@@ -17,7 +17,7 @@ from support.durable import (
 )
 from support.host import HostProcess, request
 
-from runtime.azurite import StorageEndpoints
+from runtime.storage.connection import StorageEndpoints
 
 
 @pytest.fixture

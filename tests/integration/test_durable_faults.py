@@ -23,7 +23,8 @@ from support.durable import (
 )
 from support.host import HostProcess, free_port
 
-from runtime.azurite import SERVICES, ManagedAzurite, StorageEndpoints, find_azurite_bin
+from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
+from runtime.storage.connection import SERVICES, StorageEndpoints
 
 JSON = {"Content-Type": "application/json"}
 

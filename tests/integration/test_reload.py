@@ -14,7 +14,7 @@ import pytest
 from support.durable import api, start, wait_done, wait_status
 from support.host import APPS, HostProcess, Response, child_pids, pid_alive, start_host
 
-from runtime.azurite import StorageEndpoints
+from runtime.storage.connection import StorageEndpoints
 
 JSON = {"Content-Type": "application/json"}
 

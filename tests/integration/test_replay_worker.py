@@ -5,7 +5,7 @@ from __future__ import annotations
 from support.durable import start, wait_done
 from support.host import APPS, REPLAY_MISMATCH, VERIFY_REPLAY_ENV, start_host
 
-from runtime.azurite import StorageEndpoints
+from runtime.storage.connection import StorageEndpoints
 
 APP = APPS / "replay_sessions"
 

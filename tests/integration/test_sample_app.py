@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support.host import REPO, HostProcess, request, start_host
 
-from runtime.azurite import StorageEndpoints
+from runtime.storage.connection import StorageEndpoints
 
 
 @pytest.fixture

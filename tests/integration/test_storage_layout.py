@@ -13,8 +13,8 @@ from azure.storage.queue.aio import QueueServiceClient
 from support.durable import durable_host_for_test, start, wait_done
 from support.host import HostProcess
 
-from runtime.azurite import StorageEndpoints
 from runtime.durable.names import partition_of
+from runtime.storage.connection import StorageEndpoints
 
 
 @pytest.fixture

@@ -15,12 +15,15 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Servic
 from azure.storage.blob.aio import BlobLeaseClient
 from support.azurite import free_ports
 
-from runtime.azurite import StorageEndpoints
-from runtime.durable import tablebatch
 from runtime.durable.leases import PartitionLeases
-from runtime.durable.storage import LEAN_ENV, StorageClients, open_storage, with_retries
 from runtime.durable.taskhub import QueueMessage, TaskHub
+from runtime.durable.taskhub.azure import AzureTaskHub
 from runtime.errors import CheckpointConflict, InstanceExists, StorageError
+from runtime.storage import tablebatch
+from runtime.storage.clients import LEAN_ENV, StorageClients, open_storage
+from runtime.storage.connection import StorageEndpoints
+from runtime.storage.leanqueue import LeanQueues
+from runtime.storage.retries import with_retries
 
 PARTITIONS = 4
 ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
@@ -34,14 +37,14 @@ async def storage(azurite: StorageEndpoints, request: pytest.FixtureRequest,
     and with the queue SDK they replace (used for accounts reached without a key)."""
     monkeypatch.setenv(LEAN_ENV, "1" if request.param == "lean-queues" else "0")
     clients = await open_storage(azurite.connection_string)
-    assert (clients.lean_queues is not None) == (request.param == "lean-queues")
+    assert isinstance(clients.queue_ops, LeanQueues) == (request.param == "lean-queues")
     yield clients
     await clients.close()
 
 
 @pytest.fixture
-async def hub(storage: StorageClients, task_hub_name: str) -> AsyncIterator[TaskHub]:
-    task_hub = TaskHub(storage, task_hub_name, PARTITIONS, operation_timeout=20.0)
+async def hub(storage: StorageClients, task_hub_name: str) -> AsyncIterator[AzureTaskHub]:
+    task_hub = AzureTaskHub(storage, task_hub_name, PARTITIONS, operation_timeout=20.0)
     await task_hub.create_if_missing()
     yield task_hub
     await task_hub.delete_task_hub()
@@ -86,8 +89,8 @@ async def blob_names(storage: StorageClients, container: str, prefix: str = "") 
 
 async def test_create_if_missing_creates_every_artifact_and_can_run_twice(
         storage: StorageClients, task_hub_name: str) -> None:
-    first = TaskHub(storage, task_hub_name, PARTITIONS)
-    second = TaskHub(storage, task_hub_name, PARTITIONS)
+    first = AzureTaskHub(storage, task_hub_name, PARTITIONS)
+    second = AzureTaskHub(storage, task_hub_name, PARTITIONS)
     try:
         await asyncio.gather(first.create_if_missing(), second.create_if_missing())
         await first.create_if_missing()
@@ -178,7 +181,7 @@ async def test_visibility_delay_hides_a_message_until_due(hub: TaskHub) -> None:
     queue = hub.control_queue(hub.partition_of("timer-1"))
     sent = time.monotonic()
     await hub.send_to_instance("timer-1", "e", ev(11, TimerId=0, FireAt=ts()),
-                               visibility_delay=2.0)
+                               visible_at=datetime.now(timezone.utc) + timedelta(seconds=2))
     assert await hub.receive(queue, 32, 30) == []
     [msg] = await receive_until(hub, queue, timeout=15)
     assert time.monotonic() - sent >= 1.5
@@ -246,7 +249,7 @@ async def test_big_checkpoint_spans_several_transactions(hub: TaskHub) -> None:
     assert snap.etag == etag
     assert snap.events == events
     assert snap.events[1]["Input"] == large
-    sentinel = await hub._history.get_entity("h-2", "sentinel")
+    sentinel = await hub.histories.table.get_entity("h-2", "sentinel")
     assert sentinel["IsCheckpointComplete"] is True
     assert sentinel["ExecutionId"] == "x1"
 
@@ -334,7 +337,7 @@ async def test_one_megabyte_input_round_trips_through_the_instance_row(
     await hub.insert_instance("big-inst", fields(input_text=big))
     row = await hub.read_instance("big-inst")
     assert row is not None and row["Input"] == big
-    raw = await hub._instances.get_entity("big-inst", "")
+    raw = await hub.instances.table.get_entity("big-inst", "")
     assert raw["Input"].startswith("http") and raw["InputBlobName"]
 
     await hub.merge_instance("big-inst", {"Output": big})
@@ -496,7 +499,7 @@ async def test_unreachable_storage_fails_with_a_clear_storage_error() -> None:
     dead = StorageEndpoints(account_name="devstoreaccount1", account_key=ACCOUNT_KEY,
                             blob_url=url, queue_url=url, table_url=url)
     async with await open_storage(dead.connection_string) as clients:
-        task_hub = TaskHub(clients, "DeadHub", 1, operation_timeout=1.0)
+        task_hub = AzureTaskHub(clients, "DeadHub", 1, operation_timeout=1.0)
         started_at = time.monotonic()
         with pytest.raises(StorageError, match="reading the instance row of 'x'"):
             await task_hub.read_instance("x")

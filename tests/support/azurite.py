@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
-from runtime.azurite import SERVICES, ManagedAzurite, StorageEndpoints, find_azurite_bin
 from runtime.errors import AzuriteError
+from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
+from runtime.storage.connection import SERVICES, StorageEndpoints
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _START_ATTEMPTS = 3

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runtime.azurite import StorageEndpoints
+from runtime.storage.connection import StorageEndpoints
 from support.host import APPS, HostProcess, Response, request, start_host
 
 WEBHOOK = "/runtime/webhooks/durabletask"

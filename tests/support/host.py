@@ -19,8 +19,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = REPO / "tests" / "apps"
-VERIFY_REPLAY_ENV = "FUNCLOCAL_VERIFY_REPLAY"  # runtime.worker.orchestrations.VERIFY_ENV
-REPLAY_MISMATCH = "REPLAY MISMATCH"  # runtime.worker.orchestrations.MISMATCH
+VERIFY_REPLAY_ENV = "FUNCLOCAL_VERIFY_REPLAY"  # runtime.worker.child.orchestrations.VERIFY_ENV
+REPLAY_MISMATCH = "REPLAY MISMATCH"  # runtime.worker.child.orchestrations.MISMATCH
 
 
 def free_port() -> int:

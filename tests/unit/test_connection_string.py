@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.azurite import DEV_ACCOUNT_KEY, parse_connection_string
 from runtime.errors import ConfigError
+from runtime.storage.connection import DEV_ACCOUNT_KEY, parse_connection_string
 
 REAL_KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHM="  # base64, ends in '=' like real keys
 

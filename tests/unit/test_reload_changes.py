@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.functions import FunctionIndex
-from runtime.reload import compare
-from runtime.worker.loader import code_hash
+from runtime.versions import compare
+from runtime.worker.child.loader import code_hash
 
 
 def http(name: str, route: str | None = None) -> dict[str, Any]:

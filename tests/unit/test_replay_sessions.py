@@ -17,9 +17,9 @@ import azure.durable_functions as df
 import pytest
 from support.memory_loop import IID, XID, InMemoryLoop, Orchestrator
 
-from runtime.worker import sdk_speedups
-from runtime.worker.orchestrations import MISMATCH, OrchestratorRunner, Outcome
-from runtime.worker.sessions import SessionCache, is_sdk_orchestrator
+from runtime.worker.child import sdk_speedups
+from runtime.worker.child.orchestrations import MISMATCH, OrchestratorRunner, Outcome
+from runtime.worker.child.sessions import SessionCache, is_sdk_orchestrator
 
 Generated = Generator[Any, Any, Any]
 

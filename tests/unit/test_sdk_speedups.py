@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from dateutil.parser import parse as dateutil_parse
 
-from runtime.worker import sdk_speedups
-from runtime.worker.sdk_speedups import TimestampParser
+from runtime.worker.child import sdk_speedups
+from runtime.worker.child.sdk_speedups import TimestampParser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -160,7 +160,7 @@ def run_python(code: str, tz: str | None = None) -> str:
 def test_install_patches_the_sdk_as_it_is_imported_and_costs_nothing_otherwise() -> None:
     out = run_python("""
         import sys
-        from runtime.worker import sdk_speedups
+        from runtime.worker.child import sdk_speedups
         assert sdk_speedups.install() is False
         assert "azure.durable_functions" not in sys.modules
         import azure.durable_functions
@@ -179,7 +179,7 @@ def test_every_local_time_zone_gets_dateutils_tzinfo(tz: str) -> None:
     out = run_python("""
         import random
         from dateutil.parser import parse
-        from runtime.worker.sdk_speedups import TimestampParser
+        from runtime.worker.child.sdk_speedups import TimestampParser
         fast = TimestampParser(parse)
         rng = random.Random(7)
         for _ in range(400):

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runtime.durable.tablebatch import Operation, build_body, encode_entity, parse_response
+from runtime.storage.tablebatch import Operation, build_body, encode_entity, parse_response
 
 
 def test_encode_entity_annotates_what_json_cannot_say() -> None:

@@ -1,6 +1,6 @@
 """Worker process: imports the user's app and runs its functions on request.
 
-Started by the host as `python -m runtime.worker.main --script-root DIR`, with the
+Started by the host as `python -m runtime.worker.child.main --script-root DIR`, with the
 channel's file descriptor in FUNCLOCAL_CHANNEL_FD. User output goes to this process's
 stdout/stderr, which the host reads and prefixes; only frames travel on the channel.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import IndexingError
-from runtime.worker import invocation, sdk_speedups
-from runtime.worker.loader import LoadedFunction, load_app
-from runtime.worker.orchestrations import OrchestratorRunner
+from runtime.worker.child import invocation, sdk_speedups
+from runtime.worker.child.loader import LoadedFunction, load_app
+from runtime.worker.child.orchestrations import OrchestratorRunner
 from runtime.worker.protocol import CHANNEL_FD_ENV, encode_frame, read_frame
 
 
@@ -29,7 +29,7 @@ def user_traceback(exc: BaseException) -> str:
     """The traceback from the first frame of user code on: the worker's own frames, and
     the thread pool's that run sync functions, are noise to the person reading it."""
     tb = exc.__traceback__
-    noise = (str(Path(__file__).resolve().parents[1]),
+    noise = (str(Path(__file__).resolve().parents[2]),
              str(Path(concurrent.futures.__file__).resolve().parent))
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(noise):
         tb = tb.tb_next

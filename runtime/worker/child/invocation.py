@@ -7,7 +7,6 @@ for the durable triggers, so user code sees exactly what the Python worker gives
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import functools
 import threading
@@ -21,8 +20,9 @@ from azure.functions.durable_functions import (
     OrchestrationTriggerConverter,
 )
 
-from runtime.worker.loader import LoadedFunction
-from runtime.worker.orchestrations import OrchestratorRunner
+from runtime.worker.child.loader import LoadedFunction
+from runtime.worker.child.orchestrations import OrchestratorRunner
+from runtime.worker.protocol import HttpRequestData, HttpResponseData
 
 
 class _TraceContext(func._abc.TraceContext):
@@ -98,14 +98,10 @@ def _is_input(binding: dict[str, Any]) -> bool:
 
 
 def build_http_request(data: dict[str, Any]) -> func.HttpRequest:
-    return func.HttpRequest(
-        method=data["method"],
-        url=data["url"],
-        headers=data.get("headers") or {},
-        params=data.get("params") or {},
-        route_params=data.get("route_params") or {},
-        body=base64.b64decode(data.get("body_b64") or ""),
-    )
+    request = HttpRequestData.from_json(data)
+    return func.HttpRequest(method=request.method, url=request.url, headers=request.headers,
+                            params=request.params, route_params=request.route_params,
+                            body=request.body)
 
 
 def convert_input(binding: dict[str, Any], value: Any) -> Any:
@@ -148,21 +144,20 @@ def encode_result(function: LoadedFunction, result: Any) -> dict[str, Any]:
 
 
 def encode_http_response(result: Any) -> dict[str, Any]:
+    """An HTTP function's return value as the host's HttpResponseData payload."""
     if isinstance(result, func.HttpResponse):
         headers = {k: v for k, v in result.headers.items()}
         if not any(k.lower() == "content-type" for k in headers):
             mimetype = result.mimetype or "text/plain"
             charset = result.charset or "utf-8"
             headers["Content-Type"] = f"{mimetype}; charset={charset}"
-        body = result.get_body() or b""
-        return {"kind": "http", "status": result.status_code, "headers": headers,
-                "body_b64": base64.b64encode(body).decode("ascii")}
+        return HttpResponseData(result.status_code, tuple(headers.items()),
+                                result.get_body() or b"").to_json()
     if isinstance(result, str):
-        return {"kind": "http", "status": 200,
-                "headers": {"Content-Type": "text/plain; charset=utf-8"},
-                "body_b64": base64.b64encode(result.encode("utf-8")).decode("ascii")}
+        return HttpResponseData(200, (("Content-Type", "text/plain; charset=utf-8"),),
+                                result.encode("utf-8")).to_json()
     if result is None:
-        return {"kind": "http", "status": 204, "headers": {}, "body_b64": ""}
+        return HttpResponseData(204, ()).to_json()
     raise TypeError(
         f"HTTP function returned {type(result).__name__}; return func.HttpResponse or str.")
 

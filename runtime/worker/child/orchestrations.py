@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.worker.sdk_speedups import original_parsing
-from runtime.worker.sessions import SessionCache, is_sdk_orchestrator
+from runtime.worker.child.sdk_speedups import original_parsing
+from runtime.worker.child.sessions import SessionCache, is_sdk_orchestrator
 
 VERIFY_ENV = "FUNCLOCAL_VERIFY_REPLAY"
 SESSIONS_ENV = "FUNCLOCAL_REPLAY_SESSIONS"

@@ -1,0 +1,34 @@
+"""The command line: one module per command group (`start`, `functions`), each adding
+its parser and running it. `main` is the `funclocal` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+
+from runtime import __version__, console
+from runtime.cli import functions, start
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="funclocal",
+        description="Run an Azure Functions Python v2 app locally, Durable Functions included.")
+    parser.add_argument("--version", action="version", version=f"funclocal {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start.add_parser(commands)
+    functions.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console.configure(verbose=getattr(args, "verbose", False))
+    try:
+        return int(asyncio.run(args.run(args)))
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,66 @@
+"""`funclocal start`: serve the app, like `func start`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+from runtime import console
+from runtime.cli.common import add_app_arguments, host_options
+from runtime.errors import HostError, IndexingError
+from runtime.host import Host
+
+
+def add_parser(commands: Any) -> None:
+    start = commands.add_parser("start", help="serve the app (like `func start`)")
+    add_app_arguments(start)
+    start.add_argument("--port", "-p", type=int, help="HTTP port (default 7071 or "
+                       "Host.LocalHttpPort)")
+    start.add_argument("--address", help="address to bind (default 127.0.0.1)")
+    start.add_argument("--cors", help="comma-separated allowed origins, or *")
+    start.add_argument("--enable-auth", action="store_true",
+                       help="enforce function and admin auth levels with keys")
+    start.add_argument("--no-reload", action="store_true",
+                       help="do not watch the app's files and reload on save")
+    start.add_argument("--reload-grace", type=float, default=10.0, metavar="SECONDS",
+                       help="how long invocations running on replaced workers may take to "
+                       "finish after a reload (default 10)")
+    start.add_argument("--no-azurite", action="store_true",
+                       help="never start Azurite; use the storage the connection string names")
+    start.add_argument("--workers", type=int,
+                       help="worker processes (default FUNCTIONS_WORKER_PROCESS_COUNT or 1)")
+    start.add_argument("--verbose", action="store_true", help="debug logging")
+    start.set_defaults(run=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    log = console.get()
+    host = Host(host_options(args))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await host.start()
+    except IndexingError as exc:
+        log.error("%s", exc)
+        if exc.traceback_text:
+            print(exc.traceback_text.rstrip(), file=sys.stderr, flush=True)
+        return 1
+    except HostError as exc:
+        log.error("%s", exc)
+        return 1
+    except OSError as exc:
+        log.error("Could not start the host: %s", exc)
+        return 1
+    await stop.wait()
+    log.info("Stopping the host...")
+    await host.stop()
+    log.info("Host stopped.")
+    return 0
+
+
+__all__ = ["add_parser", "run"]

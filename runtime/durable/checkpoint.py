@@ -1,0 +1,105 @@
+"""The checkpoint of an orchestration episode, in DurableTask.AzureStorage's order
+(AzureStorageOrchestrationService.CompleteTaskOrchestrationWorkItemAsync):
+
+1. send the outgoing messages (activities, timers, events to other instances): after a
+   crash their queued copies are the source of truth, and duplicates are dropped later;
+2. append history, conditional on the sentinel ETag read with it: this is the
+   checkpoint; CheckpointConflict means another writer got there first;
+3. merge the Instances row, then 4. delete the consumed messages. Steps 3 and 4 run in
+   the background, in order per instance, off the critical path of the next episode; if
+   the process dies first, the messages come back and the row is repaired from history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from runtime import console
+from runtime.clock import Clock
+from runtime.durable import engine
+from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending
+from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
+
+log = console.get("durable")
+
+
+class ActivityPort(Protocol):
+    """What the checkpoint needs of the activity worker."""
+
+    async def schedule(self, instance_id: str, execution_id: str, event: dict[str, Any],
+                       episode: int) -> None:
+        """Send (and maybe run at once) an activity the episode scheduled."""
+
+    async def delete(self, message: QueueMessage) -> None:
+        """Delete the work item of a result handed over in memory."""
+
+
+class Checkpoint:
+    """Commits episodes. Collaborators are handed in: the hub, the activity worker
+    (which may run an activity at once), the history cache, the ordered background
+    writes, and `notify` for instances that were sent work."""
+
+    def __init__(self, hub: TaskHub, clock: Clock, activities: ActivityPort,
+                 cache: HistoryCache, writes: OrderedWrites,
+                 notify: Callable[[str], None]) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.activities = activities
+        self.cache = cache
+        self.writes = writes
+        self.notify = notify
+
+    async def delete(self, consumed: list[Pending]) -> None:
+        """Delete consumed messages: control messages, and the work items of activity
+        results handed over in memory."""
+        async def one(pending: Pending) -> None:
+            if pending.local:
+                await self.activities.delete(pending.message)
+            else:
+                await self.hub.delete_message(pending.message)
+        await asyncio.gather(*(one(p) for p in consumed))
+
+    async def commit(self, episode: engine.Episode, snapshot: HistorySnapshot,
+                     result: engine.EpisodeResult, consumed: list[Pending]) -> None:
+        instance_id = episode.instance_id
+        execution_id = episode.execution_id or ""
+        number = episode.number
+        # 1. outgoing messages (the queued copies are the source of truth after a crash)
+        await asyncio.gather(*(self._send(instance_id, execution_id, message, number)
+                               for message in result.outgoing))
+        # 2. history, conditional on the sentinel ETag
+        etag = await self.hub.append_history(instance_id, execution_id,
+                                             len(episode.past_events), result.new_events,
+                                             snapshot.etag)
+        if result.runtime_status == "Running":
+            self.cache.put(instance_id, HistorySnapshot(
+                [*episode.past_events, *result.new_events], etag, execution_id))
+        else:
+            self.cache.drop(instance_id)
+        # 3. the Instances row, then 4. the consumed messages, in the background.
+        fields = engine.instance_fields(episode, result, self.clock.now())
+
+        async def finish() -> None:
+            await self.hub.merge_instance(instance_id, fields)
+            await self.delete(consumed)
+        self.writes.submit(instance_id, finish)
+        for message in result.outgoing:
+            if message.kind == "orchestration" and message.visible_at is None:
+                self.notify(message.target_instance_id)
+        if result.runtime_status != "Running":
+            log.info("Orchestration '%s' (%s) %s.", episode.orchestrator_name, instance_id,
+                     result.runtime_status.lower())
+
+    async def _send(self, instance_id: str, execution_id: str,
+                    message: engine.OutgoingMessage, episode: int) -> None:
+        if message.kind == "activity":
+            await self.activities.schedule(instance_id, execution_id, message.event, episode)
+            return
+        await self.hub.send_to_instance(message.target_instance_id, message.target_execution_id,
+                                        message.event, visible_at=message.visible_at,
+                                        sender=(instance_id, execution_id), episode=episode)
+
+
+__all__ = ["ActivityPort", "Checkpoint"]

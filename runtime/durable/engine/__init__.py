@@ -1,0 +1,48 @@
+"""One orchestration work item as pure functions: no I/O, no asyncio, no clock.
+
+- `planning`: which incoming messages an episode consumes, drops or puts back;
+- `context`: the orchestrator's context JSON, and reading the SDK's state;
+- `actions`: one handler per out-of-process actionType (the action table);
+- `replay`: the actions replayed against history as the extension does, giving each
+  its sequence number; `determinism`: the framework's nondeterminism messages;
+- `outcomes`: completion, failure, termination and the Instances row fields;
+- `activity`, `wording`: activity results and the extension's messages.
+
+The dispatcher's workers call these; the unit tests drive them with the real SDK.
+"""
+
+from runtime.durable.engine import activity, wording
+from runtime.durable.engine.actions import ACTION_NAMES, HANDLERS, Rejected
+from runtime.durable.engine.context import (
+    CONTEXT_SETTINGS,
+    OUT_OF_PROC_DATA,
+    build_context,
+    parse_sdk_result,
+)
+from runtime.durable.engine.model import (
+    Episode,
+    EpisodeResult,
+    KnownFunctions,
+    OutgoingMessage,
+    RuntimeStatus,
+)
+from runtime.durable.engine.outcomes import (
+    apply_state,
+    fail,
+    final_event,
+    final_output,
+    final_status,
+    instance_fields,
+    next_event_id,
+    terminate,
+)
+from runtime.durable.engine.planning import is_stale, plan_episode
+from runtime.durable.engine.wording import unknown_activity_message
+
+__all__ = [
+    "ACTION_NAMES", "CONTEXT_SETTINGS", "HANDLERS", "OUT_OF_PROC_DATA", "Episode",
+    "EpisodeResult", "KnownFunctions", "OutgoingMessage", "Rejected", "RuntimeStatus",
+    "activity", "apply_state", "build_context", "fail", "final_event", "final_output",
+    "final_status", "instance_fields", "is_stale", "next_event_id", "parse_sdk_result",
+    "plan_episode", "terminate", "unknown_activity_message", "wording",
+]

@@ -1,0 +1,244 @@
+"""Replaying the orchestrator's actions against history, as the extension does (pure).
+
+The out-of-process SDK reports *what* the code scheduled, not the sequence numbers; the
+extension finds them by replaying the actions through DurableTask.Core
+(OutOfProcOrchestrationShim.ProcessAsyncActionsV2): each top-level action is started only
+once the one before it has completed, the children of task_all/task_any start together,
+and every started piece of work takes the next sequence number. History events are
+applied in order; each completion resumes whatever waited on it before the next event is
+looked at. Numbers taken at run time (a retry's timer and next attempt) therefore land
+exactly where the framework, and the SDK, put them.
+
+This module mirrors that walk: it yields the numbers of every action, the scheduling
+events and messages for the ones history does not hold yet, and the work still open.
+When history contradicts the actions it raises Rejected with DTFx's nondeterminism
+message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runtime.durable import history
+from runtime.durable.engine import determinism
+from runtime.durable.engine.actions import (
+    CompoundSpec,
+    ExternalEventSpec,
+    Rejected,
+    Spec,
+    Target,
+    TimerSpec,
+)
+from runtime.durable.engine.model import Episode, OutgoingMessage
+from runtime.durable.engine.planning import COMPLETIONS, SCHEDULING
+from runtime.durable.history import EventType
+
+_SUCCESS = frozenset({EventType.TaskCompleted, EventType.TimerFired,
+                      EventType.SubOrchestrationInstanceCompleted})
+
+
+class Node:
+    """A started action: running until it succeeds or fails."""
+
+    def __init__(self, replay: Replay, parent: Node | None) -> None:
+        self.replay = replay
+        self.parent = parent
+        self.done = False
+        self.failed = False
+
+    def finish(self, failed: bool) -> None:
+        if self.done:
+            return
+        self.done, self.failed = True, failed
+        if self.parent is not None:
+            self.parent.child_finished(self)
+
+    def child_finished(self, child: Node) -> None:
+        """A child finished (compound nodes decide what that means for them)."""
+
+
+class Atomic(Node):
+    """Work that took a sequence number and finishes with a completion event."""
+
+    def __init__(self, replay: Replay, parent: Node | None, spec: Spec, task_id: int) -> None:
+        super().__init__(replay, parent)
+        self.spec = spec
+        self.task_id = task_id
+
+    @property
+    def holds_open(self) -> bool:
+        """Whether this task keeps the orchestration running while it is not done (DTFx
+        drops a cancelled timer from its open tasks)."""
+        return not (isinstance(self.spec, TimerSpec) and self.spec.cancelled)
+
+    def complete(self, event: Mapping[str, Any]) -> None:
+        self.finish(failed=history.event_type(event) not in _SUCCESS)
+
+
+class Waiter(Node):
+    """wait_for_external_event: finishes when an event of its name is raised."""
+
+
+class WhenAll(Node):
+    def __init__(self, replay: Replay, parent: Node | None) -> None:
+        super().__init__(replay, parent)
+        self.children: list[Node] = []
+
+    def settle(self) -> None:
+        if any(c.done and c.failed for c in self.children):
+            self.finish(failed=True)
+        elif all(c.done for c in self.children):
+            self.finish(failed=False)
+
+    def child_finished(self, child: Node) -> None:
+        self.settle()
+
+
+class WhenAny(WhenAll):
+    def settle(self) -> None:
+        if any(c.done for c in self.children):
+            self.finish(failed=False)
+
+
+@dataclass
+class ReplayOutcome:
+    """What the replay found: new scheduling events and their messages (in number
+    order), the numbers of work still open, and the next free sequence number."""
+
+    scheduled: list[dict[str, Any]] = field(default_factory=list)
+    outgoing: list[OutgoingMessage] = field(default_factory=list)
+    open_ids: list[int] = field(default_factory=list)
+    next_id: int = 0
+
+
+class Replay:
+    """One walk of `specs` (the SDK's top-level actions) over the episode's history."""
+
+    def __init__(self, episode: Episode, specs: list[Spec], now: datetime) -> None:
+        self.episode = episode
+        self.target = Target(episode.instance_id, episode.execution_id)
+        self.now = now
+        self.top = specs
+        self.cursor = 0
+        self.current: Node | None = None
+        self.next_id = 0
+        self.recorded: dict[int, dict[str, Any]] = {
+            int(e["EventId"]): e for e in episode.past_events
+            if history.event_type(e) in SCHEDULING or
+            history.event_type(e) == EventType.EventSent}
+        self.taken: set[int] = set()
+        self.open: dict[int, Atomic] = {}
+        self.early: dict[int, dict[str, Any]] = {}  # completions seen before their task
+        self.waiters: dict[str, list[Waiter]] = {}
+        self.raised: dict[str, dict[str, Any]] = {}  # events no one waited for yet
+        self.outcome = ReplayOutcome()
+
+    # -- the walk --------------------------------------------------------------------
+
+    def run(self) -> ReplayOutcome:
+        self._advance()
+        for event in self.episode.all_events:
+            kind = history.event_type(event)
+            if kind in COMPLETIONS:
+                self._complete(int(event[COMPLETIONS[kind][0]]), event)
+            elif kind == EventType.EventRaised:
+                self._raise(event)
+            self._advance()
+        # The SDK lists an action only once the code went past the one before it, so
+        # whatever the walk has not started yet is started now, in order.
+        while self.cursor < len(self.top):
+            self._start_next()
+        for task_id, event in sorted(self.recorded.items()):
+            if task_id not in self.taken:
+                raise Rejected(determinism.not_replayed(event))
+        self.outcome.open_ids = sorted(i for i, node in self.open.items() if node.holds_open)
+        self.outcome.next_id = self.next_id
+        return self.outcome
+
+    def _advance(self) -> None:
+        while (self.current is None or self.current.done) and self.cursor < len(self.top):
+            self._start_next()
+
+    def _start_next(self) -> None:
+        spec = self.top[self.cursor]
+        self.cursor += 1
+        self.current = self.start(spec, None)
+
+    # -- starting work ---------------------------------------------------------------
+
+    def start(self, spec: Spec, parent: Node | None) -> Node:
+        """Start one action (and its children): take numbers, schedule what is new."""
+        if isinstance(spec, CompoundSpec):
+            compound = WhenAll(self, parent) if spec.wait_all else WhenAny(self, parent)
+            for child in spec.children:
+                compound.children.append(self.start(child, compound))
+            compound.settle()
+            return compound
+        if isinstance(spec, ExternalEventSpec):
+            return self._wait(spec, parent)
+        if spec.takes_id:
+            return self.take_number(spec, parent)
+        raise Rejected(f"The action {dict(spec.action)!r:.200} cannot be replayed.")
+
+    def take_number(self, spec: Spec, parent: Node | None) -> Atomic:
+        """Give `spec` the next sequence number; schedule it unless history has it."""
+        task_id = self.next_id
+        self.next_id += 1
+        self.taken.add(task_id)
+        node = Atomic(self, parent, spec, task_id)
+        recorded = self.recorded.get(task_id)
+        if recorded is not None:
+            problem = determinism.mismatch(recorded, spec, task_id)
+            if problem is not None:
+                raise Rejected(problem)
+        elif not (isinstance(spec, TimerSpec) and spec.cancelled):
+            # A timer cancelled before it was ever scheduled is not scheduled at all.
+            event, message = spec.schedule(task_id, self.target, self.now)
+            self.outcome.scheduled.append(event)
+            if message is not None:
+                self.outcome.outgoing.append(message)
+        self.open[task_id] = node
+        early = self.early.pop(task_id, None)
+        if early is not None:
+            self._complete(task_id, early)
+        return node
+
+    def _wait(self, spec: ExternalEventSpec, parent: Node | None) -> Waiter:
+        node = Waiter(self, parent)
+        name = spec.event_name
+        if name in self.raised:
+            # The SDK keeps the latest early event of a name for its next waiter.
+            node.finish(failed=False)
+        else:
+            self.waiters.setdefault(name, []).append(node)
+        return node
+
+    # -- events ----------------------------------------------------------------------
+
+    def _complete(self, task_id: int, event: dict[str, Any]) -> None:
+        node = self.open.pop(task_id, None)
+        if node is None:
+            if task_id not in self.taken:
+                self.early[task_id] = event
+            return
+        node.complete(event)
+
+    def _raise(self, event: Mapping[str, Any]) -> None:
+        name = str(event.get("Name") or "")
+        waiting = self.waiters.get(name)
+        if waiting:
+            waiting.pop().finish(failed=False)  # the SDK resolves the latest waiter
+        else:
+            self.raised[name] = dict(event)
+
+
+def replay(episode: Episode, specs: list[Spec], now: datetime) -> ReplayOutcome:
+    """Walk `specs` over the episode's history (see the module docstring)."""
+    return Replay(episode, specs, now).run()
+
+
+__all__ = ["Atomic", "Node", "Replay", "ReplayOutcome", "Waiter", "WhenAll", "WhenAny",
+           "replay"]

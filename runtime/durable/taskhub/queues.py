@@ -1,0 +1,178 @@
+"""The task hub's queues in Azure Storage: control queues and the work-item queue.
+
+Messages carry DurableTask.AzureStorage's envelope (`envelope.py`); one whose JSON is
+over 45 KB goes to a blob and the queue gets a wrapper naming it. A durable timer is a
+message that becomes visible at its fire time: on the wall clock that is the queue's own
+visibility delay (capped at the service's 7 days), on a virtual clock the message is
+sent hidden and made visible when the clock reaches the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from runtime.clock import Clock
+from runtime.durable import names as nm
+from runtime.durable import tablerows as tr
+from runtime.durable.taskhub import envelope as env
+from runtime.durable.taskhub.blobs import LargePayloads
+from runtime.durable.taskhub.interface import QueueMessage
+from runtime.durable.taskhub.operations import Operations
+from runtime.errors import StorageError
+from runtime.storage import faults
+from runtime.storage.queueops import QueueOps, RawMessage
+from runtime.storage.retries import describe_error
+
+log = logging.getLogger(__name__)
+
+# Serialized UTF-8 size above which a queue message goes to a blob (DTFx: 45 KB, a margin
+# for Base64's growth under the 64 KB message limit).
+MAX_MESSAGE_BYTES = 45 * 1024
+MAX_VISIBILITY_DELAY = 7 * 24 * 3600  # the queue service's limit, in seconds
+MAX_RECEIVE = 32
+
+
+class AzureQueues:
+    def __init__(self, queue_ops: QueueOps, payloads: LargePayloads, ops: Operations,
+                 clock: Clock) -> None:
+        self.queue_ops = queue_ops
+        self.payloads = payloads
+        self.ops = ops
+        self.clock = clock
+
+    async def send(self, queue: str, instance_id: str, execution_id: str | None,
+                   event: dict[str, Any], *, visible_at: datetime | None = None,
+                   hidden_for: float = 0.0, sender: tuple[str, str] | None = None,
+                   episode: int | None = None) -> QueueMessage:
+        """Enqueue `event` for `instance_id`: visible at once, after `hidden_for` seconds
+        (a lock the sender keeps), or once durable time reaches `visible_at`."""
+        envelope = env.new_envelope(instance_id, execution_id, event, sender=sender,
+                                    episode=episode)
+        text = env.encode(envelope)
+        data = text.encode("utf-8")
+        if len(data) > MAX_MESSAGE_BYTES:
+            type_name = tr.EVENT_TYPE_NAMES.get(event.get("EventType", -1), "Unknown")
+            activity_id = uuid.UUID(envelope["ActivityId"]).hex
+            blob_name = nm.message_blob_name(nm.sanitize_key(instance_id), activity_id,
+                                             type_name)
+            await self.payloads.upload(blob_name, data)
+            text = json.dumps({"CompressedBlobName": blob_name})
+        delay, reveal = self._delay(visible_at, hidden_for)
+
+        async def op() -> RawMessage:
+            return await self.queue_ops.send(queue, text, delay)
+        sent = await self.ops.run(op, f"sending a message to {queue}")
+        if faults.active.duplicate_sends:
+            await self.ops.run(op, f"sending a duplicate message to {queue}")
+        message = QueueMessage(queue=queue, message_id=sent.id, pop_receipt=sent.pop_receipt,
+                               dequeue_count=0, inserted_on=sent.inserted_on, body=envelope)
+        if reveal and visible_at is not None:
+            self.clock.call_at(visible_at, lambda: self._reveal(message))
+        return message
+
+    def _delay(self, visible_at: datetime | None, hidden_for: float) -> tuple[int | None, bool]:
+        """(visibility timeout in whole seconds or None, whether the clock must reveal the
+        message later because its time is virtual)."""
+        seconds = hidden_for
+        reveal = False
+        if visible_at is not None:
+            real = self.clock.real_delay(visible_at)
+            if real is None:
+                seconds, reveal = MAX_VISIBILITY_DELAY, True
+            else:
+                seconds = max(seconds, real)
+        if seconds > MAX_VISIBILITY_DELAY:
+            raise ValueError(f"visibility delay {seconds:.0f} s exceeds the queue limit of "
+                             f"{MAX_VISIBILITY_DELAY} s (7 days)")
+        return (math.ceil(seconds) if seconds > 0 else None), reveal
+
+    async def _reveal(self, message: QueueMessage) -> None:
+        try:
+            await self.abandon(message, 0)
+        except StorageError as exc:
+            log.warning("Could not deliver a timer message in %s: %s", message.queue, exc)
+
+    async def receive(self, queue: str, max_messages: int,
+                      lock_seconds: float) -> list[QueueMessage]:
+        """Up to `max_messages` (1-32) visible messages; one request."""
+        count = max(1, min(MAX_RECEIVE, max_messages))
+        hidden_for = max(1, math.ceil(lock_seconds))
+
+        async def op() -> list[RawMessage]:
+            return list(await self.queue_ops.receive(queue, count, hidden_for))
+        raw = await self.ops.run(op, f"receiving from {queue}")
+        decoded = await asyncio.gather(*(self._decode(queue, m) for m in raw))
+        return [m for m in decoded if m is not None]
+
+    async def _decode(self, queue: str, raw: RawMessage) -> QueueMessage | None:
+        try:
+            body = env.parse_message_text(raw.content)
+            blob_name = body.get("CompressedBlobName")
+            if blob_name and "TaskMessage" not in body:
+                body = json.loads(await self.payloads.download(blob_name))
+                body["CompressedBlobName"] = blob_name
+            env.check(body)
+        except (ValueError, KeyError, TypeError, ResourceNotFoundError) as exc:
+            # Such a message can never be processed; keeping it would wedge the queue.
+            log.warning("Dropping unreadable message %s from %s: %s", raw.id, queue,
+                        describe_error(exc))
+            await self.delete(queue, raw.id, raw.pop_receipt)
+            return None
+        return QueueMessage(queue=queue, message_id=raw.id, pop_receipt=raw.pop_receipt,
+                            dequeue_count=int(raw.dequeue_count or 0),
+                            inserted_on=raw.inserted_on, body=body)
+
+    async def delete(self, queue: str, message_id: str, pop_receipt: str) -> None:
+        async def op() -> None:
+            try:
+                await self.queue_ops.delete(queue, message_id, pop_receipt)
+            except ResourceNotFoundError:
+                pass
+            except HttpResponseError as exc:
+                if not _is_pop_receipt_mismatch(exc):
+                    raise
+                # Our lock expired and another receiver holds the message now; it will
+                # be processed again (at least once), which is all we can do.
+                log.warning("Message %s in %s was received again by another consumer "
+                            "before it could be deleted", message_id, queue)
+        await self.ops.run(op, f"deleting a message from {queue}")
+
+    async def abandon(self, msg: QueueMessage, delay: float) -> None:
+        hidden_for = max(0, min(MAX_VISIBILITY_DELAY, math.ceil(delay)))
+
+        async def op() -> None:
+            try:
+                await self.queue_ops.update(msg.queue, msg.message_id, msg.pop_receipt,
+                                            hidden_for)
+            except ResourceNotFoundError:
+                pass
+            except HttpResponseError as exc:
+                if not _is_pop_receipt_mismatch(exc):
+                    raise
+        await self.ops.run(op, f"abandoning a message in {msg.queue}")
+
+    async def extend(self, msg: QueueMessage, seconds: float) -> QueueMessage:
+        hidden_for = max(1, min(MAX_VISIBILITY_DELAY, math.ceil(seconds)))
+
+        async def op() -> str:
+            return await self.queue_ops.update(msg.queue, msg.message_id, msg.pop_receipt,
+                                               hidden_for)
+        receipt = await self.ops.run(op, f"extending a message's lock in {msg.queue}")
+        return dataclasses.replace(msg, pop_receipt=receipt)
+
+
+def _is_pop_receipt_mismatch(exc: HttpResponseError) -> bool:
+    return exc.status_code == 400 and "popreceipt" in str(
+        getattr(exc, "error_code", "") or "").lower().replace("_", "")
+
+
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_VISIBILITY_DELAY", "AzureQueues"]

@@ -1,0 +1,282 @@
+"""Versions of the app: each is a set of workers on the code as it is on disk, with the
+config it was started with. One version serves; a reload prepares the next beside it,
+and commits it once its workers have indexed cleanly: new invocations go to the new
+workers, the replaced ones finish what they run (bounded by the reload grace), and the
+HTTP listener, storage and partition leases stay up throughout.
+
+Also here: how two versions differ (`compare`), for the reload's console output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime import console
+from runtime.config import (
+    HostConfig,
+    LocalSettings,
+    load_host_config,
+    load_local_settings,
+    resolve_setting,
+    worker_environment,
+)
+from runtime.durable_host import HostDurable, needs_durable, open_host_durable
+from runtime.functions import FunctionIndex, FunctionSpec
+from runtime.http.auth import KeyStore
+from runtime.http.routes import RouteTable
+from runtime.http.server import AppView, HttpServer
+from runtime.options import HostOptions, find_config_file
+from runtime.storage.azurite import ManagedAzurite, ensure_storage
+from runtime.storage.connection import StorageEndpoints
+from runtime.worker.pool import WorkerPool, default_worker_count
+
+log = console.get()
+
+ORCHESTRATOR = "orchestrationtrigger"
+
+
+@dataclass
+class AppVersion:
+    """A started version of the app (and of its config): what serves, or what a reload
+    switches to once its workers have indexed cleanly."""
+
+    pool: WorkerPool
+    config: HostConfig
+    settings: LocalSettings
+    env: dict[str, str]
+    connection: str | None
+    keys: KeyStore | None
+    storage: StorageEndpoints | None
+    index: FunctionIndex = field(default_factory=lambda: FunctionIndex(()))
+    durable: HostDurable | None = None  # new services that replace the running ones
+    azurite: ManagedAzurite | None = None  # started for a changed connection
+
+
+@dataclass(frozen=True)
+class IndexChanges:
+    """How one version of the app differs from the previous one."""
+
+    added: tuple[FunctionSpec, ...] = ()
+    changed: tuple[FunctionSpec, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed_orchestrators: tuple[str, ...] = ()  # durable names
+    removed_orchestrators: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def compare(old: FunctionIndex, old_hashes: Mapping[str, str | None], new: FunctionIndex,
+            new_hashes: Mapping[str, str | None]) -> IndexChanges:
+    """A function changed when its bindings or its code (by digest) did."""
+    before = {f.name: f for f in old.functions}
+    after = {f.name: f for f in new.functions}
+    added = tuple(f for name, f in after.items() if name not in before)
+    changed = tuple(f for name, f in after.items() if name in before and (
+        f != before[name] or old_hashes.get(name) != new_hashes.get(name)))
+    removed = tuple(name for name in before if name not in after)
+    changed_orchestrators = tuple(f.durable_name for f in changed if f.kind == ORCHESTRATOR)
+    kept = {f.durable_name.lower() for f in new.by_kind(ORCHESTRATOR)}
+    removed_orchestrators = tuple(f.durable_name for f in old.by_kind(ORCHESTRATOR)
+                                  if f.durable_name.lower() not in kept)
+    return IndexChanges(added, changed, removed, changed_orchestrators, removed_orchestrators)
+
+
+class Versions:
+    """Prepares, commits and retires versions of the app for one host.
+
+    `server` routes to the committed version; `owner_id` names this host in the task
+    hub's partition leases; `public_base_url` is where people reach the host.
+    """
+
+    def __init__(self, options: HostOptions, script_root: Path, server: HttpServer,
+                 owner_id: Callable[[], str]) -> None:
+        self.options = options
+        self.script_root = script_root
+        self.server = server
+        self.owner_id = owner_id
+        self.current: AppVersion | None = None
+        self.durable: HostDurable | None = None
+        self.azurite: ManagedAzurite | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    # -- config ----------------------------------------------------------------------
+
+    def config_paths(self) -> tuple[Path | None, Path | None]:
+        """The local.settings.json and host.json in use (None where there is none)."""
+        return (find_config_file(self.options.settings, self.script_root, "local.settings.json"),
+                find_config_file(self.options.host_json, self.script_root, "host.json"))
+
+    def load_config(self) -> tuple[HostConfig, LocalSettings, dict[str, str]]:
+        """Read both files (ConfigError with file, line and key when one is bad)."""
+        settings_path, host_path = self.config_paths()
+        settings = load_local_settings(settings_path)
+        env, skipped = worker_environment(settings, os.environ)
+        for key in skipped:
+            log.info("Skipping '%s' from local settings as it's already defined in current "
+                     "environment variables.", key)
+        config = load_host_config(host_path, env)
+        return config, settings, env
+
+    def keys_for(self, settings: LocalSettings) -> KeyStore | None:
+        if not self.options.enable_auth:
+            return None
+        current = self.current.keys if self.current else None
+        # Generated keys stay as they are: only keys written in the settings change them.
+        return KeyStore.create(settings.master_key or (current.master_key if current else None),
+                               settings.host_key or (current.host_key if current else None),
+                               settings.function_keys)
+
+    def new_pool(self, env: Mapping[str, str]) -> WorkerPool:
+        return WorkerPool(self.script_root, env, self.options.workers or default_worker_count(env))
+
+    # -- preparing ---------------------------------------------------------------------
+
+    async def prepare(self, *, config_changed: bool = True) -> AppVersion:
+        """Start workers on the app as it is on disk (reading the config again when it
+        changed, and always for the first version), and the storage and durable services
+        that version needs, without serving it yet. Raises HostError (IndexingError,
+        ConfigError...) when that version cannot be served; cancelled, it leaves nothing
+        running."""
+        current = self.current
+        if current is None or config_changed:
+            config, settings, env = self.load_config()
+            connection = resolve_setting(config.durable.connection_name, settings, os.environ)
+            keys = self.keys_for(settings)
+        else:
+            config, settings, env = current.config, current.settings, current.env
+            connection, keys = current.connection, current.keys
+        version = AppVersion(self.new_pool(env), config, settings, env, connection, keys,
+                             current.storage if current else None)
+        try:
+            if current is None or connection != current.connection:
+                # Storage and the first worker start side by side: both take a while.
+                storage = asyncio.create_task(self._storage_for(version))
+                try:
+                    version.index = await version.pool.start()
+                finally:
+                    if version.pool.workers == [] and not storage.done():
+                        storage.cancel()
+                    await asyncio.gather(storage, return_exceptions=True)
+                storage.result()
+            else:
+                version.index = await version.pool.start()
+            for name, reason in version.index.skipped:
+                log.warning("Function '%s': %s", name, reason)
+            changed = self.durable is not None and current is not None and (
+                config.durable != current.config.durable or connection != current.connection
+                or keys != current.keys)
+            if changed or (self.durable is None and needs_durable(version.index)):
+                version.durable = await open_host_durable(config, version.storage, keys,
+                                                          self.owner_id())
+        except BaseException:
+            await asyncio.shield(self.discard(version))
+            raise
+        return version
+
+    async def _storage_for(self, version: AppVersion) -> None:
+        version.storage = None
+        if not version.connection:
+            return
+        version.storage, version.azurite = await ensure_storage(
+            version.connection, self.script_root, self.options.manage_azurite)
+        if version.azurite is not None:
+            log.info("Started Azurite (blob, queue and table services) with data in %s.",
+                     version.azurite.data_dir)
+        # While the worker starts, load the durable modules (and the Azure SDKs they
+        # import, ~0.3 s) on a thread: an app with durable functions needs them right
+        # after indexing, and one without pays only idle time.
+        await asyncio.to_thread(_preload_durable)
+
+    async def discard(self, version: AppVersion) -> None:
+        """Stop a version that will not serve."""
+        await version.pool.stop(0.0)
+        if version.durable is not None:
+            await version.durable.close()
+        if version.azurite is not None:
+            await version.azurite.stop()
+
+    # -- committing --------------------------------------------------------------------
+
+    async def commit(self, version: AppVersion) -> AppVersion | None:
+        """Serve `version`: new invocations go to its workers, the previous workers are
+        retired. Returns the version it replaced (None for the first)."""
+        previous = self.current
+        if previous is None or version.config is not previous.config:
+            self._apply_config(version, previous)
+        replaced = self.durable if version.durable is not None else None
+        if version.durable is not None:
+            self.durable = version.durable
+            self.server.bindings.durable = version.durable.binding
+            self.server.set_durable(version.durable.api.public)
+        self.server.set_app(AppView(version.index, self._routes(version.index), version.pool))
+        if self.durable is not None:
+            self.durable.attach(version.index, version.pool)
+        self.current = version
+        if previous is not None:
+            self.retire(previous.pool)
+        if version.durable is not None:
+            if replaced is not None:
+                await replaced.close()  # releases its partition leases for the new dispatcher
+            await version.durable.start()
+        if version.azurite is not None:
+            if self.azurite is not None:
+                await self.azurite.stop()
+            self.azurite = version.azurite
+        return previous
+
+    def _apply_config(self, version: AppVersion, previous: AppVersion | None) -> None:
+        config, settings = version.config, version.settings
+        cors = self.options.cors if self.options.cors is not None else settings.cors
+        self.server.reconfigure(route_prefix=config.route_prefix, keys=version.keys,
+                                cors_origins=cors, cors_credentials=settings.cors_credentials,
+                                function_timeout=config.function_timeout)
+        if self.durable is not None and version.durable is None:
+            self.durable.services.dispatcher.function_timeout = config.function_timeout
+        if previous is not None and (settings.local_http_port, settings.local_http_address) != \
+                (previous.settings.local_http_port, previous.settings.local_http_address):
+            log.warning("Host.LocalHttpPort or Host.LocalHttpAddress changed in %s: restart "
+                        "funclocal to listen there (still on port %d).", settings.path,
+                        self.server.port)
+
+    @staticmethod
+    def _routes(index: FunctionIndex) -> RouteTable:
+        http = [f for f in index.functions if f.is_http]
+        table, errors = RouteTable.build((f.name, f.route, f.methods) for f in http)
+        for error in errors:
+            name = getattr(error, "function_name", "?")
+            log.error("The function '%s' is skipped: %s", name, error)
+        return table
+
+    def retire(self, pool: WorkerPool) -> None:
+        """Stop a replaced pool in the background: its running invocations get the reload
+        grace period to finish, then its workers are stopped."""
+        task = asyncio.create_task(pool.stop(self.options.reload_grace))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    # -- stopping ----------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop the durable runtime, every worker and the managed Azurite."""
+        if self.durable is not None:
+            await self.durable.close()
+        if self.current is not None:
+            await self.current.pool.stop()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        if self.azurite is not None:
+            await self.azurite.stop()
+
+
+def _preload_durable() -> None:
+    import runtime.durable.dispatcher  # noqa: F401
+    import runtime.durable.services  # noqa: F401
+    import runtime.http.durable_api  # noqa: F401
+
+
+__all__ = ["AppVersion", "IndexChanges", "Versions", "compare"]
