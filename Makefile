@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 7071
+# `make bench BASELINE=<rev>` also runs the durable shapes on git revision <rev> and compares.
+BASELINE ?=
 
 .PHONY: run test unit lint bench soak setup clean
 
@@ -44,7 +46,7 @@ bench: setup $(VENV)/.bench-installed
 	$(BIN)/python bench/http_trigger.py
 	$(BIN)/python bench/reload.py
 	$(BIN)/python bench/replay.py
-	$(BIN)/python bench/durable.py
+	$(BIN)/python bench/durable.py $(if $(BASELINE),--baseline $(BASELINE))
 
 # Resource bounds: idle CPU, and memory after 10,000 orchestrations (several minutes).
 soak: setup

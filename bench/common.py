@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from runtime.azurite import ManagedAzurite
+    from runtime.storage.azurite import ManagedAzurite
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_APP = REPO / "function_app"
@@ -93,7 +93,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 async def managed_azurite() -> AsyncIterator[ManagedAzurite]:
     """A fresh in-memory Azurite on free ports, stopped on the way out."""
     # Imported here: only the scripts that start Azurite put the repo root on sys.path.
-    from runtime.azurite import ManagedAzurite, find_azurite_bin
+    from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
 
     bin_dir = find_azurite_bin(REPO)
     if bin_dir is None:

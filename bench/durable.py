@@ -1,7 +1,9 @@
 """Durable workflows on funclocal and on its peers, side by side, in one invocation.
 
 Run: .venv/bin/python bench/durable.py [--runs 3] [--samples 20] [--no-peers] [--smoke]
-(`make bench` installs the peers and runs it; see the README, Performance.)
+                                       [--baseline REV]
+(`make bench` installs the peers and runs it, `make bench BASELINE=REV` with --baseline;
+see the README, Performance.)
 
 Shapes (bench/shapes.py): (a) one hello-cities orchestration (3 sequential activities),
 start request to Completed; (c) 200 hello-cities started at once, completed per second;
@@ -10,6 +12,10 @@ activities; and for funclocal (e) the storage requests per activity by operation
 host's, workers' and Azurite's CPU seconds and the host's peak RSS.
 
 funclocal runs first, then each peer in its own process (bench/peers/), one at a time.
+With --baseline REV, funclocal also runs on revision REV, checked out in a temporary git
+worktree (its own runtime package and bench app), its measured runs interleaved with the
+current checkout's, shape by shape (bench/baseline.py); the report then compares the two
+and names every shape more than 5 % slower than on REV.
 The table goes to stdout and bench/results/latest.md; all figures to
 bench/results/<timestamp>.json.
 """
@@ -18,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -29,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make `bench` and `runtime` importable
     sys.path.insert(0, str(REPO))
 
-from bench.funclocal import BenchError, FunclocalSide  # noqa: E402
+from bench.baseline import compare, describe_revision, worktree  # noqa: E402
+from bench.funclocal import FunclocalSide, run_sides  # noqa: E402
 from bench.report import machine_info, render  # noqa: E402
 from bench.shapes import Shape, full_shapes, smoke_shapes  # noqa: E402
 
@@ -89,6 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds between funclocal status polls, longer shapes")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="directory for <timestamp>.json and latest.md")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also run funclocal on git revision REV (a temporary worktree), "
+                             "interleaved with this checkout, and compare the two")
     return parser.parse_args(argv)
 
 
@@ -104,7 +116,8 @@ def choose_shapes(args: argparse.Namespace) -> list[Shape]:
     return shapes
 
 
-async def main_async(args: argparse.Namespace) -> int:
+async def main_async(args: argparse.Namespace, baseline: FunclocalSide | None = None) -> int:
+    """`baseline`: funclocal on the --baseline revision's worktree, run alongside."""
     shapes = choose_shapes(args)
     started = datetime.now(timezone.utc)
     results: dict[str, Any] = {
@@ -117,14 +130,15 @@ async def main_async(args: argparse.Namespace) -> int:
         "shapes": [s.to_json() for s in shapes],
         "systems": {},
     }
-    failed = False
-    try:
-        results["systems"]["funclocal"] = await FunclocalSide(args.poll, args.long_poll).run(shapes)
-    except BenchError as exc:
-        print(f"funclocal failed: {exc}", file=sys.stderr)
-        results["systems"]["funclocal"] = {"name": "funclocal", "available": False,
-                                           "reason": str(exc).splitlines()[0]}
-        failed = True
+    sides = [FunclocalSide(args.poll, args.long_poll)]
+    if baseline is not None:
+        sides.insert(0, baseline)
+    outcomes = await run_sides(sides, shapes)
+    results["systems"]["funclocal"] = outcomes[-1]
+    if baseline is not None:
+        results["baseline"] = outcomes[0]
+        results["comparison"] = compare(shapes, outcomes[-1], outcomes[0])
+    failed = any(outcome.get("failed") for outcome in outcomes)
     peers = [] if args.no_peers else [p.strip() for p in args.peers.split(",") if p.strip()]
     for name in peers:
         if name not in PEERS:
@@ -145,7 +159,18 @@ def main() -> None:
     args = parse_args()
     if args.runs < 1 or args.samples < 1:
         raise SystemExit("--runs and --samples must be at least 1")
-    sys.exit(asyncio.run(main_async(args)))
+    # A plain `kill` unwinds like Ctrl-C: hosts, Azurite and the worktree are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with contextlib.ExitStack() as stack:
+        baseline = None
+        if args.baseline is not None:
+            revision = describe_revision(args.baseline)
+            root = stack.enter_context(worktree(revision["commit"]))
+            print(f"baseline: {args.baseline} = {revision['short']} "
+                  f"({revision['subject']}) in {root}", file=sys.stderr, flush=True)
+            baseline = FunclocalSide(args.poll, args.long_poll, root=root, revision=revision)
+        code = asyncio.run(main_async(args, baseline))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

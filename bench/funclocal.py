@@ -4,11 +4,16 @@ through the durable HTTP API, exactly as a client of the host would.
 
 Each shape gets a fresh Azurite and a fresh host, so the host's peak RSS and every
 counter belong to that shape alone. One warm-up instance runs before the measured runs.
+
+The host runs the `runtime` package of a given checkout (FunclocalSide's `root`): this one,
+or a worktree of a baseline revision, whose runs are interleaved with this one's
+(run_sides; bench/durable.py --baseline).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,8 +34,8 @@ import aiohttp
 from bench.procstat import cpu_seconds, peak_rss_mb, total_cpu
 from bench.shapes import BURST, CHAIN, FANOUT, LATENCY, Shape
 from runtime import __version__
-from runtime.azurite import ManagedAzurite, find_azurite_bin
-from runtime.durable.storage import STATS_ENV
+from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
+from runtime.storage.stats import STATS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "bench" / "apps" / "durable_bench"
@@ -55,6 +61,14 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def host_environment(root: Path) -> dict[str, str]:
+    """The environment of a host that runs `root`'s runtime package (see HostUnderTest)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONS_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(root), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)])
+    return env
+
+
 @dataclass
 class Snapshot:
     storage: Counter[str]
@@ -76,16 +90,22 @@ class RunResult:
 
 
 class HostUnderTest:
-    """One `funclocal start` process on the bench app, talking to a given Azurite."""
+    """One `funclocal start` process on the bench app, talking to a given Azurite.
 
-    def __init__(self, connection_string: str, log_file: TextIO) -> None:
+    `root` is the checkout whose `runtime` package the host runs: the host starts with
+    that directory as its working directory and first on PYTHONPATH, so its own package
+    wins over the editable install (`python -m` puts the working directory first on
+    sys.path, and the workers, started in the app's directory, inherit PYTHONPATH)."""
+
+    def __init__(self, connection_string: str, log_file: TextIO, root: Path = REPO,
+                 app: Path = APP) -> None:
         self.port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONS_")}
+        env = host_environment(root)
         env.update({"AzureWebJobsStorage": connection_string, STATS_ENV: "1"})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "start", "--script-root", str(APP),
+            [sys.executable, "-m", "runtime", "start", "--script-root", str(app),
              "--port", str(self.port), "--no-reload", "--no-azurite"],
-            cwd=str(REPO), env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+            cwd=str(root), env=env, stdin=subprocess.DEVNULL, stdout=log_file,
             stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -211,104 +231,235 @@ async def _one_run(shape: Shape, client: Client) -> tuple[float, list[str]]:
 
 
 class FunclocalSide:
-    """`poll`: seconds between status polls while one short instance runs; `long_poll`:
-    for the shapes that take seconds, where faster polling would mostly load the host."""
+    """funclocal as one side of the benchmark: the runtime package and the bench app of the
+    checkout at `root`. By default that is this checkout as it is; with --baseline, also a
+    worktree of the baseline revision (`revision` then describes it, and its bench app is
+    used when it has one).
 
-    def __init__(self, poll: float = 0.02, long_poll: float = 0.05) -> None:
+    `poll`: seconds between status polls while one short instance runs; `long_poll`: for
+    the shapes that take seconds, where faster polling would mostly load the host."""
+
+    def __init__(self, poll: float = 0.02, long_poll: float = 0.05, root: Path = REPO,
+                 revision: dict[str, str] | None = None) -> None:
         self.poll = poll
         self.long_poll = long_poll
+        self.root = root
+        own_app = root / "bench" / "apps" / "durable_bench"
+        self.app = own_app if own_app.is_dir() else APP
+        self.revision = revision
+        # A baseline may predate the host's storage counter: its counts are then empty.
+        self.counts_required = revision is None
+
+    @property
+    def label(self) -> str:
+        return "funclocal" if self.revision is None else f"funclocal {self.revision['rev']}"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": "funclocal", "version": __version__,
-                "setup": "host + managed Azurite (in memory), real SDK in worker processes"}
+        setup = "host + managed Azurite (in memory), real SDK in worker processes"
+        if self.revision is None:
+            return {"name": "funclocal", "version": __version__, "setup": setup}
+        own_app = self.app.is_relative_to(self.root)
+        return {"name": "funclocal", **self.revision, "setup": setup, "own_app": own_app,
+                "app": str(self.app.relative_to(self.root) if own_app else self.app)}
 
-    async def run(self, shapes: list[Shape]) -> dict[str, Any]:
-        bin_dir = find_azurite_bin(REPO)
-        if bin_dir is None:
-            return {**self.describe(), "available": False,
-                    "reason": "Azurite is not installed (run `npm ci`)"}
-        results: dict[str, Any] = {}
-        for shape in shapes:
-            log(f"funclocal: {shape.title} ...")
-            results[shape.key] = await self.run_shape(shape, bin_dir)
-        return {**self.describe(), "available": True, "shapes": results}
+    def probe(self) -> dict[str, str]:
+        """Where the host (in `root`) and its workers (in the app's directory) import
+        `runtime` from: it must be `root`'s own package, not the editable install's."""
+        code = ("import runtime; print(runtime.__file__); "
+                "print(getattr(runtime, '__version__', '?'))")
+        found: dict[str, str] = {}
+        for where, cwd in (("host", self.root), ("worker", self.app)):
+            done = subprocess.run([sys.executable, "-c", code], cwd=str(cwd),
+                                  env=host_environment(self.root), stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=60)
+            lines = done.stdout.splitlines()
+            if done.returncode != 0 or len(lines) < 2:
+                raise BenchError(f"`import runtime` fails in the {where}'s directory {cwd}: "
+                                 f"{done.stderr.strip()[-500:]}")
+            package = Path(lines[0]).resolve().parent
+            if not package.is_relative_to(self.root.resolve()):
+                raise BenchError(f"the {where} would import runtime from {package}, "
+                                 f"not from {self.root}")
+            found = {"runtime": str(package), "version": lines[1]}
+        return found
 
-    async def run_shape(self, shape: Shape, bin_dir: Path) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="funclocal-bench-") as tmp:
-            data = Path(tmp)
+
+class ShapeSession:
+    """One shape on one side: a fresh Azurite and a fresh host, so the host's peak RSS and
+    every counter belong to that shape alone, warmed up by `open`; then `run_once` for
+    each measured run and `finish` for the shape's figures. `close` stops everything."""
+
+    def __init__(self, side: FunclocalSide, shape: Shape, stack: contextlib.AsyncExitStack,
+                 host: HostUnderTest, azurite: ManagedAzurite, client: Client,
+                 log_file: TextIO, log_path: Path) -> None:
+        self.side = side
+        self.shape = shape
+        self.host = host
+        self.azurite = azurite
+        self.client = client
+        self.runs: list[RunResult] = []
+        self.poll_cost: dict[str, float] = {}
+        self._stack = stack
+        self._log_file = log_file
+        self._log_path = log_path
+
+    @classmethod
+    async def open(cls, side: FunclocalSide, shape: Shape, bin_dir: Path) -> ShapeSession:
+        stack = contextlib.AsyncExitStack()
+        try:
+            data = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="funclocal-bench-")))
             ports = {"blob": _free_port(), "queue": _free_port(), "table": _free_port()}
             azurite = ManagedAzurite(bin_dir, data_dir=data, in_memory=True, ports=ports)
+            stack.push_async_callback(azurite.stop)
             await azurite.start()
-            host_log = open(data / "host.log", "w")  # noqa: SIM115 - closed below
-            try:
-                host = HostUnderTest(azurite.endpoints.connection_string, host_log)
-                try:
-                    return await self._measure(shape, host, azurite)
-                except BenchError as exc:
-                    host_log.flush()
-                    tail = (data / "host.log").read_text(errors="replace")[-3000:]
-                    raise BenchError(f"{shape.key}: {exc}\n--- host log ---\n{tail}") from exc
-                finally:
-                    await host.stop()
-            finally:
-                host_log.close()
-                await azurite.stop()
-
-    async def _measure(self, shape: Shape, host: HostUnderTest,
-                       azurite: ManagedAzurite) -> dict[str, Any]:
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            await host.wait_running(session)
+            log_path = data / "host.log"
+            log_file = stack.enter_context(open(log_path, "w"))
+            host = HostUnderTest(azurite.endpoints.connection_string, log_file, side.root,
+                                 side.app)
+            stack.push_async_callback(host.stop)
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
             client = Client(host, session,
-                            self.poll if shape.kind == LATENCY else self.long_poll)
-            # Warm-up: worker imports, first storage connections, the code paths.
-            warm = await client.start("hello_cities")
+                            side.poll if shape.kind == LATENCY else side.long_poll)
+            opened = cls(side, shape, stack, host, azurite, client, log_file, log_path)
+            with opened._explained():
+                await opened._warm_up()
+            return opened
+        except BaseException:
+            await stack.aclose()
+            raise
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    @contextlib.contextmanager
+    def _explained(self) -> Iterator[None]:
+        """A failure names the shape and brings the end of the host's log."""
+        try:
+            yield
+        except (BenchError, aiohttp.ClientError, OSError) as exc:
+            self._log_file.flush()
+            tail = self._log_path.read_text(errors="replace")[-3000:]
+            raise BenchError(f"{self.shape.key}: {exc}\n--- host log ---\n{tail}") from exc
+
+    async def _warm_up(self) -> None:
+        """Worker imports, first storage connections, the code paths; then what the
+        benchmark's own status polls cost."""
+        session, client = self.client.session, self.client
+        await self.host.wait_running(session)
+        warm = await client.start("hello_cities")
+        await client.wait_all([warm], 120)
+        if self.shape.kind in (CHAIN, FANOUT):
+            warm = await client.start(ORCHESTRATOR[self.shape.kind], 2)
             await client.wait_all([warm], 120)
-            if shape.kind in (CHAIN, FANOUT):
-                warm = await client.start(ORCHESTRATOR[shape.kind], 2)
-                await client.wait_all([warm], 120)
-            poll_cost = await self._poll_cost(client, host, warm)
-            runs: list[RunResult] = []
-            for _ in range(shape.runs):
-                before = await self._snapshot(host, session, azurite)
-                client.polls = 0
-                wall, ids = await _one_run(shape, client)
-                after = await self._snapshot(host, session, azurite)
-                runs.append(_run_result(wall, client.polls, ids, before, after, poll_cost))
-            status = await host.status(session)
-            rss = peak_rss_mb(host.process.pid)
+        self.poll_cost = await self._poll_cost(warm)
+
+    async def run_once(self) -> None:
+        with self._explained():
+            before = await self._snapshot()
+            self.client.polls = 0
+            wall, ids = await _one_run(self.shape, self.client)
+            after = await self._snapshot()
+            self.runs.append(_run_result(wall, self.client.polls, ids, before, after,
+                                         self.poll_cost))
+
+    async def finish(self) -> dict[str, Any]:
+        with self._explained():
+            status = await self.host.status(self.client.session)
+            rss = peak_rss_mb(self.host.process.pid)
             worker_rss = [peak_rss_mb(pid) for pid in status.get("workerPids", [])]
-            for run in runs:
-                run.server_s = await client.server_span(run.instance_ids)
-        return _shape_result(shape, runs, poll_cost, rss,
+            for run in self.runs:
+                run.server_s = await self.client.server_span(run.instance_ids)
+        return _shape_result(self.shape, self.runs, self.poll_cost, rss,
                              max((r for r in worker_rss if r is not None), default=None),
                              {service: peak_rss_mb(pid) for service, pid
-                              in azurite.pids.items()})
+                              in self.azurite.pids.items()})
 
-    async def _poll_cost(self, client: Client, host: HostUnderTest,
-                         instance_id: str) -> dict[str, float]:
+    async def _poll_cost(self, instance_id: str) -> dict[str, float]:
         """Storage requests that one status poll of the bench itself costs, to take out
         of the counts: the figures are the runtime's, not the benchmark's."""
-        session = client.session
-        before = Counter((await host.status(session)).get("storage") or {})
+        session = self.client.session
+        before = Counter((await self.host.status(session)).get("storage") or {})
         for _ in range(CALIBRATION_POLLS):
-            await client.status(instance_id)
-        after = Counter((await host.status(session)).get("storage") or {})
+            await self.client.status(instance_id)
+        after = Counter((await self.host.status(session)).get("storage") or {})
         cost = {op: round((after[op] - before[op]) / CALIBRATION_POLLS, 2)
                 for op in after if op.startswith("table:")}
         return {op: value for op, value in cost.items() if value >= 0.5}
 
-    async def _snapshot(self, host: HostUnderTest, session: aiohttp.ClientSession,
-                        azurite: ManagedAzurite) -> Snapshot:
-        status = await host.status(session)
+    async def _snapshot(self) -> Snapshot:
+        status = await self.host.status(self.client.session)
         storage = status.get("storage")
-        if storage is None:
+        if storage is None and self.side.counts_required:
             raise BenchError("the host reports no storage counts (is the counter wired "
                              "into Host.status?)")
         workers = [cpu_seconds(pid) for pid in status.get("workerPids", [])]
-        return Snapshot(Counter(storage), cpu_seconds(host.process.pid) or 0.0,
+        return Snapshot(Counter(storage or {}), cpu_seconds(self.host.process.pid) or 0.0,
                         sum(w for w in workers if w is not None),
-                        total_cpu(azurite.pids))
+                        total_cpu(self.azurite.pids))
+
+
+async def run_sides(sides: list[FunclocalSide], shapes: list[Shape]) -> list[dict[str, Any]]:
+    """Every shape on every side, one result per side (as FunclocalSide.describe, plus
+    `available` and either `shapes` or `reason`; `failed` when it broke).
+
+    The sides are interleaved so that whatever drifts on the machine falls on each alike:
+    for each shape every side gets its own fresh Azurite and host and its warm-up, then the
+    measured runs alternate between the sides, and so does the side that goes first (A B,
+    B A, A B, ... and the next shape starts with B). The host that waits between its runs
+    is idle; its poll loops back off. A side that fails is reported with its reason and
+    left out of the remaining shapes; the others go on."""
+    described: dict[int, dict[str, Any]] = {i: side.describe() for i, side in enumerate(sides)}
+    bin_dir = find_azurite_bin(REPO)
+    if bin_dir is None:
+        return [{**described[i], "available": False,
+                 "reason": "Azurite is not installed (run `npm ci`)"} for i in described]
+    failures: dict[int, str] = {}
+
+    def fail(index: int, exc: BenchError) -> None:
+        log(f"{sides[index].label} failed: {exc}")
+        failures[index] = str(exc)
+
+    for index, side in enumerate(sides):
+        try:
+            described[index].update(await asyncio.to_thread(side.probe))
+        except BenchError as exc:
+            fail(index, exc)
+    figures: list[dict[str, Any]] = [{} for _ in sides]
+    for number, shape in enumerate(shapes):
+        live = [i for i in range(len(sides)) if i not in failures]
+        if number % 2:
+            live.reverse()
+        sessions: dict[int, ShapeSession] = {}
+        try:
+            for i in live:
+                log(f"{sides[i].label}: {shape.title} ...")
+                try:
+                    sessions[i] = await ShapeSession.open(sides[i], shape, bin_dir)
+                except BenchError as exc:
+                    fail(i, exc)
+            for run in range(shape.runs):
+                for i in live if run % 2 == 0 else live[::-1]:
+                    if i not in sessions:
+                        continue
+                    try:
+                        await sessions[i].run_once()
+                    except BenchError as exc:
+                        fail(i, exc)
+                        await sessions.pop(i).close()
+            for i, session in sessions.items():
+                try:
+                    figures[i][shape.key] = await session.finish()
+                except BenchError as exc:
+                    fail(i, exc)
+        finally:
+            for session in sessions.values():
+                await session.close()
+    return [{**described[i], "available": False, "failed": True,
+             "reason": failures[i].splitlines()[0]} if i in failures
+            else {**described[i], "available": True, "shapes": figures[i]}
+            for i in range(len(sides))]
 
 
 def _run_result(wall: float, polls: int, ids: list[str], before: Snapshot, after: Snapshot,

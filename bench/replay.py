@@ -30,9 +30,9 @@ if str(REPO) not in sys.path:  # run as a script: make `runtime` importable
 import azure.durable_functions as df  # noqa: E402
 
 from runtime.durable import engine, history  # noqa: E402
-from runtime.worker import sdk_speedups  # noqa: E402
-from runtime.worker.orchestrations import Outcome  # noqa: E402
-from runtime.worker.sessions import SessionCache  # noqa: E402
+from runtime.worker.child import sdk_speedups  # noqa: E402
+from runtime.worker.child.orchestrations import Outcome  # noqa: E402
+from runtime.worker.child.sessions import SessionCache  # noqa: E402
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 IID = "bench-instance"

@@ -76,7 +76,9 @@ def render(results: dict[str, Any]) -> str:
     samples = next((s.runs for s in shapes if s.kind == "latency"), 0)
     lines = [
         f"Durable workflows, {results['started']}{' (smoke sizes)' if results['smoke'] else ''}"
-        f" — commit {results.get('commit') or '?'}",
+        f" — commit {results.get('commit') or '?'}"
+        + (f", against the baseline {results['baseline'].get('rev')} "
+           f"({results['baseline'].get('short')})" if results.get("baseline") else ""),
         f"Machine: {_machine_line(results['machine'])}.",
         f"Each figure is the median of {runs} run(s); the latency is the median of "
         f"{samples} instances.",
@@ -115,7 +117,90 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", *_resources(shapes, ours, systems, peers), "", *_operations(shapes, ours)]
     else:
         lines.append(f"funclocal: not run — {ours.get('reason')}")
+    if results.get("comparison") is not None:
+        lines += ["", *_comparison(results, shapes)]
     return "\n".join(lines) + "\n"
+
+
+def _with_host(shape: Shape, figure: float | None, server: float | None) -> str:
+    if figure is None:
+        return "n/a"
+    return shape.show(figure) + (f"; host {shape.show_short(server)}" if server else "")
+
+
+def _pair(before: float | None, after: float | None) -> str:
+    if before is None or after is None:
+        return "n/a"
+    return f"{before:.2f} → {after:.2f}"
+
+
+def _percent(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{fraction * 100:.0f} %"
+
+
+def _storage(system: dict[str, Any], key: str) -> float | None:
+    shape = system.get("shapes", {}).get(key) if system.get("available") else None
+    value = None if shape is None else shape.get("storage_requests_per_activity")
+    return float(value) if value else None
+
+
+def _comparison(results: dict[str, Any], shapes: list[Shape]) -> list[str]:
+    """The current checkout against the --baseline revision (bench/baseline.py)."""
+    baseline: dict[str, Any] = results["baseline"]
+    current: dict[str, Any] = results["systems"]["funclocal"]
+    comparison: dict[str, Any] = results["comparison"]
+    rev = baseline.get("rev", "?")
+    named = f"{rev} ({baseline.get('short', '?')} \"{baseline.get('subject', '')}\")"
+    head = f"baseline {rev}" if rev == baseline.get("short") else \
+        f"baseline {rev} = {baseline.get('short', '?')}"
+    lines = [f"funclocal against the baseline {named}: the same shapes in the same invocation, "
+             "each side with its own Azurite and host, their measured runs interleaved"
+             f"{' (smoke sizes: these figures mean nothing)' if results['smoke'] else ''}.",
+             f"The baseline runs its own runtime package ({baseline.get('runtime', 'not run')}, "
+             "a temporary worktree) and "
+             + ("its own bench app." if baseline.get("own_app") else
+                "this checkout's bench app (the revision has none)."), ""]
+    header = ["shape", head, f"current {results.get('commit') or ''}".rstrip(), "ratio",
+              "change", "run spread: baseline / current", "CPU s, all: baseline → current",
+              "storage requests / activity: baseline → current"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for shape in shapes:
+        row = comparison["shapes"].get(shape.key, {})
+        slower = row.get("slower_by")
+        change = "—" if slower is None else (
+            f"{abs(slower) * 100:.1f} % {'slower' if slower > 0 else 'faster'}"
+            + (" — REGRESSED" if row.get("regressed") else ""))
+        lines.append("| " + " | ".join([
+            shape.title,
+            _with_host(shape, row.get("baseline"), row.get("baseline_server")),
+            _with_host(shape, row.get("current"), row.get("current_server")),
+            "—" if row.get("ratio") is None else f"{row['ratio']:.2f}",
+            change,
+            f"{_percent(row.get('baseline_spread'))} / {_percent(row.get('current_spread'))}",
+            _pair(row.get("baseline_cpu_s_all"), row.get("current_cpu_s_all")),
+            _pair(_storage(baseline, shape.key), _storage(current, shape.key)),
+        ]) + " |")
+    threshold = f"{comparison['threshold'] * 100:g} %"
+    lines += ["", "ratio = current ÷ baseline, each the median of its own runs: below 1 is "
+              "better for times, above 1 for rates; \"change\" is by wall time either way; "
+              "\"run spread\" is (slowest run - fastest) ÷ median, by wall time: a change "
+              "smaller than the spread is noise (more --runs and a quiet machine narrow it)."]
+    if not baseline.get("available"):
+        lines.append(f"Baseline {rev}: not run — {baseline.get('reason')}")
+    if not current.get("available"):
+        lines.append(f"Current: not run — {current.get('reason')}")
+    regressed = comparison["regressed"]
+    missing = [s.key for s in shapes if s.key not in comparison["compared"]]
+    if regressed:
+        details = ", ".join(f"{key} (+{comparison['shapes'][key]['slower_by'] * 100:.1f} %)"
+                            for key in regressed)
+        lines.append(f"REGRESSION: {len(regressed)} shape(s) more than {threshold} slower "
+                     f"than {rev}: {details}.")
+    elif comparison["compared"]:
+        lines.append(f"No regression: no shape is more than {threshold} slower than {rev}.")
+    if missing:
+        lines.append(f"Not compared (a side has no figure): {', '.join(missing)}.")
+    return lines
 
 
 def _resources(shapes: list[Shape], ours: dict[str, Any], systems: dict[str, Any],

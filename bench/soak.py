@@ -18,7 +18,7 @@ import aiohttp
 
 from bench.funclocal import REPO, Client, HostUnderTest, _free_port
 from bench.procstat import cpu_seconds, peak_rss_mb
-from runtime.azurite import ManagedAzurite, find_azurite_bin
+from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
 
 
 def rss_mb(pid: int) -> float:

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.durable.storage import request_operation
+import pytest
+
+from runtime.storage.stats import request_operation
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,3 +54,41 @@ def test_storage_requests_are_named_by_service_target_and_operation() -> None:
                              "popreceipt=x") == "queue:DELETE hub-workitems message"
     assert request_operation("blob", "PUT", "/hub-leases/hub-control-00", "comp=lease") == \
         "blob:PUT hub-leases lease"
+
+
+def test_the_suite_compares_with_a_baseline_revision_in_a_worktree(tmp_path: Path) -> None:
+    """--baseline HEAD: the committed revision runs from its own worktree, interleaved
+    with this checkout, and the report compares the two (smoke sizes: figures only)."""
+    if subprocess.run(["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+                      cwd=str(REPO), capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout with a commit")
+    done = subprocess.run(
+        [sys.executable, "bench/durable.py", "--smoke", "--no-peers", "--only", "hello,fanout5",
+         "--baseline", "HEAD", "--out", str(tmp_path)],
+        cwd=str(REPO), capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+    table = (tmp_path / "latest.md").read_text()
+    assert table in done.stdout
+    assert "funclocal against the baseline HEAD" in table
+    assert "| shape | baseline HEAD = " in table
+    assert "REGRESSION: " in table or "No regression: " in table
+
+    [saved] = list(tmp_path.glob("*.json"))
+    results = json.loads(saved.read_text())
+    baseline = results["baseline"]
+    assert baseline["available"] is True, baseline.get("reason")
+    worktree = Path(baseline["runtime"]).parent
+    assert not worktree.is_relative_to(REPO)  # its own runtime package, not this one
+    assert not worktree.exists()  # the worktree is gone
+    listed = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=str(REPO),
+                            capture_output=True, text=True).stdout
+    assert str(worktree) not in listed
+    comparison = results["comparison"]
+    assert set(comparison["shapes"]) == {"hello", "fanout5"}
+    for key, row in comparison["shapes"].items():
+        assert row["baseline"] > 0 and row["current"] > 0, key
+        assert row["ratio"] > 0
+        assert isinstance(row["regressed"], bool)
+        assert len(baseline["shapes"][key]["wall_s"]) == \
+            len(results["systems"]["funclocal"]["shapes"][key]["wall_s"])
