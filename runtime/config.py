@@ -20,6 +20,8 @@ from runtime.errors import ConfigError
 
 _DEFAULT_CONCURRENCY = 10 * (os.cpu_count() or 1)
 _OVERRIDABLE_STATES = ("NonRunningStates", "AnyState")
+_MATCH_STRATEGIES = ("None", "Strict", "CurrentOrOlder")
+_FAILURE_STRATEGIES = ("Reject", "Fail")
 
 
 def _empty_map() -> Mapping[str, str]:
@@ -43,6 +45,10 @@ class DurableTaskConfig:
     store_inputs_in_orchestration_history: bool = False
     overridable_existing_instance_states: str = "NonRunningStates"
     local_rpc_endpoint_enabled: bool = True
+    default_version: str | None = None
+    version_match_strategy: str = "CurrentOrOlder"  # None, Strict, CurrentOrOlder
+    version_failure_strategy: str = "Reject"  # Reject, Fail
+    max_entity_operation_batch_size: int = 5000
 
 
 @dataclass(frozen=True)
@@ -352,11 +358,8 @@ def _durable_config(durable: _Section, env: Mapping[str, str]) -> DurableTaskCon
     connection = (storage.optional_string("connectionName")
                   or storage.optional_string("connectionStringName")
                   or "AzureWebJobsStorage")
-    states = durable.string("overridableExistingInstanceStates", "NonRunningStates")
-    matching = [s for s in _OVERRIDABLE_STATES if s.lower() == states.strip().lower()]
-    if not matching:
-        raise durable.fail("overridableExistingInstanceStates",
-                           f"must be \"NonRunningStates\" or \"AnyState\", got {_show(states)}")
+    states = _choice(durable, "overridableExistingInstanceStates", _OVERRIDABLE_STATES,
+                     "NonRunningStates")
     return DurableTaskConfig(
         hub_name=_hub_name(durable, env),
         partition_count=storage.integer("partitionCount", 4, 1, 16),
@@ -377,9 +380,25 @@ def _durable_config(durable: _Section, env: Mapping[str, str]) -> DurableTaskCon
         max_orchestration_actions=durable.integer("maxOrchestrationActions", 100000, 1),
         store_inputs_in_orchestration_history=durable.boolean(
             "storeInputsInOrchestrationHistory", False),
-        overridable_existing_instance_states=matching[0],
+        overridable_existing_instance_states=states,
         local_rpc_endpoint_enabled=durable.boolean("localRpcEndpointEnabled", True),
+        default_version=durable.optional_string("defaultVersion"),
+        version_match_strategy=_choice(durable, "versionMatchStrategy", _MATCH_STRATEGIES,
+                                       "CurrentOrOlder"),
+        version_failure_strategy=_choice(durable, "versionFailureStrategy",
+                                         _FAILURE_STRATEGIES, "Reject"),
+        max_entity_operation_batch_size=durable.integer("maxEntityOperationBatchSize", 5000, 1),
     )
+
+
+def _choice(section: _Section, name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed` (matched without case), else a ConfigError naming them."""
+    value = section.string(name, default)
+    matching = [a for a in allowed if a.lower() == value.strip().lower()]
+    if not matching:
+        names = " or ".join(f'"{a}"' for a in allowed)
+        raise section.fail(name, f"must be {names}, got {_show(value)}")
+    return matching[0]
 
 
 # --- local.settings.json ----------------------------------------------------------------

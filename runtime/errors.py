@@ -136,6 +136,32 @@ class InstanceNotRunning(DurableError):
         super().__init__(f"The instance '{instance_id}' is in the {status} state.")
 
 
+class InvalidOperation(DurableError):
+    """The extension's InvalidOperationException: the operation does not apply to the
+    instance in its present state (a 500 with the message, as HttpApiHandler answers)."""
+
+
+class RestartUnknown(InvalidArgument):
+    """A restart of an instance id that does not exist (HttpApiHandler's 400)."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        # "orchestrastion" is the extension's own spelling.
+        super().__init__(f"An orchestrastion with the instanceId {instance_id} was not found.")
+
+
+class VersionRejected(DurableError):
+    """Worker versioning refused to run an instance here (versionFailureStrategy Reject):
+    its messages wait for a host whose defaultVersion accepts it."""
+
+    def __init__(self, instance_id: str, version: str | None, worker: str | None) -> None:
+        self.instance_id = instance_id
+        super().__init__(
+            f"Orchestration '{instance_id}' has version '{version or ''}', which this host "
+            f"(defaultVersion '{worker or ''}') does not run; its messages wait for a host "
+            "that does (host.json versionMatchStrategy / versionFailureStrategy).")
+
+
 class ProtocolError(DurableError):
     """The Durable SDK returned a state the host cannot interpret."""
 

@@ -20,12 +20,16 @@ work becomes visible again within one lock period.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from typing import Any, Protocol
+
+import aiohttp
 
 from runtime import console
 from runtime.clock import Clock
 from runtime.config import DurableTaskConfig
+from runtime.durable import engine, history, http_activity
 from runtime.durable.app import AppFunctions
 from runtime.durable.engine import activity
 from runtime.durable.inflight import Pending, WorkItems
@@ -71,6 +75,7 @@ class ActivityWorker:
         self.starved = False  # the poller waits for a free slot
         self.wake = asyncio.Event()
         self.active = False
+        self._http: aiohttp.ClientSession | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -173,6 +178,8 @@ class ActivityWorker:
         """Run the activity `event` (a TaskScheduled) names; its completion event.
         Raises WorkerError when its worker died under it."""
         name = str(event.get("Name"))
+        if name == engine.HTTP_ACTIVITY:
+            return await self._call_http(event)
         spec = self.app.activity(name)
         now = self.clock.now
         if spec is None or self.app.invoker is None:
@@ -189,6 +196,23 @@ class ActivityWorker:
         except InvocationTimeout as exc:
             return activity.failed(event, str(exc), now())
         return activity.completed(event, value.get("text"), now())
+
+    async def _call_http(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The built-in HTTP activity of call_http, run here in the host."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(trust_env=True)
+        try:
+            request = http_activity.parse_request(event.get("Input"))
+            response = await http_activity.send(self._http, request)
+        except http_activity.HttpActivityError as exc:
+            return history.task_failed(activity.scheduled_id(event), str(exc), None,
+                                       self.clock.now())
+        return activity.completed(event, json.dumps(response), self.clock.now())
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def _hand_over(self, message: QueueMessage,
                          outcome: asyncio.Task[dict[str, Any] | WorkerError]) -> None:

@@ -20,12 +20,15 @@ from runtime.config import DurableTaskConfig
 from runtime.durable import history
 from runtime.durable.app import ORCHESTRATION_TRIGGER, AppFunctions
 from runtime.durable.engine import wording
+from runtime.durable.engine.rewind import rewind_history
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import (
     InstanceExists,
     InstanceNotFound,
     InstanceNotRunning,
     InvalidInstanceId,
+    InvalidOperation,
+    RestartUnknown,
     StartTimeout,
     StorageError,
     UnknownFunction,
@@ -125,21 +128,25 @@ class DurableClient:
         raise UnknownFunction(wording.unknown_orchestrator_message(name, known))
 
     async def start_new(self, name: str, instance_id: str | None = None,
-                        input_text: str | None = None) -> str:
+                        input_text: str | None = None, version: str | None = None) -> str:
         """Record a Pending instance and its ExecutionStarted message; return its id once
-        both are durable. Fails within START_DEADLINE if storage cannot be reached."""
+        both are durable. `version` defaults to host.json's defaultVersion. Fails within
+        START_DEADLINE if storage cannot be reached."""
         orchestrator = self.resolve_orchestrator(name)
         instance_id = instance_id if instance_id is not None else new_instance_id()
         validate_instance_id(instance_id)
+        if version is None:
+            version = self.config.default_version or ""
         try:
-            await asyncio.wait_for(self._start(orchestrator, instance_id, input_text),
+            await asyncio.wait_for(self._start(orchestrator, instance_id, input_text, version),
                                    START_DEADLINE)
         except (asyncio.TimeoutError, StorageError):
             raise StartTimeout(START_DEADLINE) from None
         self.notify(instance_id)
         return instance_id
 
-    async def _start(self, name: str, instance_id: str, input_text: str | None) -> None:
+    async def _start(self, name: str, instance_id: str, input_text: str | None,
+                     version: str) -> None:
         existing = await self.hub.read_instance(instance_id)
         if existing is not None:
             status = str(existing.get("RuntimeStatus"))
@@ -149,9 +156,10 @@ class DurableClient:
         now = self.clock.now()
         execution_id = uuid.uuid4().hex
         input_value = "null" if input_text is None else input_text
-        event = history.execution_started(instance_id, execution_id, name, input_value, now)
+        event = history.execution_started(instance_id, execution_id, name, input_value, now,
+                                          version=version)
         fields: dict[str, Any] = {
-            "Name": name, "Version": "", "Input": input_value, "RuntimeStatus": "Pending",
+            "Name": name, "Version": version, "Input": input_value, "RuntimeStatus": "Pending",
             "CreatedTime": now, "LastUpdatedTime": now, "ExecutionId": execution_id,
             "TaskHubName": self.hub.hub_name, "CustomStatus": "null", "Output": None,
             "CompletedTime": None,
@@ -195,7 +203,9 @@ class DurableClient:
 
     @staticmethod
     def status_json(row: dict[str, Any], *, show_input: bool = True) -> dict[str, Any]:
-        return {
+        """The extension's status payload; `version` and `parentInstanceId` are added
+        when the instance has them (newer extensions report the version too)."""
+        status: dict[str, Any] = {
             "name": row.get("Name"),
             "instanceId": row.get("InstanceId"),
             "runtimeStatus": row.get("RuntimeStatus"),
@@ -205,6 +215,11 @@ class DurableClient:
             "createdTime": format_api_time(row.get("CreatedTime")),
             "lastUpdatedTime": format_api_time(row.get("LastUpdatedTime")),
         }
+        if row.get("Version"):
+            status["version"] = row.get("Version")
+        if row.get("ParentInstanceId"):
+            status["parentInstanceId"] = row.get("ParentInstanceId")
+        return status
 
     async def list_instances(self, query: InstanceQuery) -> tuple[list[dict[str, Any]],
                                                                   str | None]:
@@ -222,23 +237,88 @@ class DurableClient:
             raise InstanceNotFound(instance_id)
         return row
 
-    async def raise_event(self, instance_id: str, event_name: str, data_text: str) -> None:
+    async def _running(self, instance_id: str) -> str:
+        """The status of an instance that is not finished; InstanceNotFound (404) or
+        InstanceNotRunning (410) otherwise."""
         row = await self._require(instance_id)
         status = str(row.get("RuntimeStatus"))
         if status in TERMINAL_STATES:
             raise InstanceNotRunning(instance_id, status)
-        event = history.event_raised(event_name, data_text, self.clock.now())
-        await self.hub.send_to_instance(instance_id, row.get("ExecutionId"), event)
+        return status
+
+    async def _send(self, instance_id: str, event: dict[str, Any]) -> None:
+        # No execution id: the event is for whichever execution runs when it arrives
+        # (after a continue-as-new too), as DTFx's client sends it.
+        await self.hub.send_to_instance(instance_id, None, event)
         self.notify(instance_id)
 
+    async def raise_event(self, instance_id: str, event_name: str, data_text: str) -> None:
+        await self._running(instance_id)
+        await self._send(instance_id, history.event_raised(event_name, data_text,
+                                                           self.clock.now()))
+
     async def terminate(self, instance_id: str, reason: str) -> None:
+        await self._running(instance_id)
+        await self._send(instance_id, history.execution_terminated(json.dumps(reason),
+                                                                   self.clock.now()))
+
+    async def suspend(self, instance_id: str, reason: str | None) -> None:
+        """ExecutionSuspended; InvalidOperation for an instance already suspended."""
+        status = await self._running(instance_id)
+        if status == "Suspended":
+            raise InvalidOperation(f"Cannot suspend the orchestration instance {instance_id} "
+                                   f"because instance is in the {status} state.")
+        await self._send(instance_id, history.execution_suspended(reason, self.clock.now()))
+
+    async def resume(self, instance_id: str, reason: str | None) -> None:
+        """ExecutionResumed; InvalidOperation for an instance that is not suspended."""
+        status = await self._running(instance_id)
+        if status != "Suspended":
+            raise InvalidOperation(f"Cannot resume the orchestration instance {instance_id} "
+                                   f"because instance is in the {status} state.")
+        await self._send(instance_id, history.execution_resumed(reason, self.clock.now()))
+
+    async def restart(self, instance_id: str, *, new_instance_id: bool = True) -> str:
+        """Start the instance's orchestrator again with its original input, under a new
+        id or the same one (DurableClient.RestartAsync); the id started. RestartUnknown
+        for an unknown id; InstanceExists when the same id is still running."""
+        row = await self.hub.read_instance(instance_id)
+        if row is None:
+            raise RestartUnknown(instance_id)
+        return await self.start_new(str(row.get("Name")),
+                                    None if new_instance_id else instance_id,
+                                    row.get("Input"))
+
+    async def rewind(self, instance_id: str, reason: str | None) -> None:
+        """Re-run a failed instance's failed activities and sub-orchestrations, replaying
+        the rest (AzureStorageOrchestrationService.RewindTaskOrchestrationAsync).
+        InstanceNotRunning (410) for completed or terminated instances, InvalidOperation
+        for instances that have not failed."""
         row = await self._require(instance_id)
         status = str(row.get("RuntimeStatus"))
-        if status in TERMINAL_STATES:
+        if status in ("Completed", "Terminated", "Canceled"):
             raise InstanceNotRunning(instance_id, status)
-        event = history.execution_terminated(json.dumps(reason), self.clock.now())
-        await self.hub.send_to_instance(instance_id, row.get("ExecutionId"), event)
-        self.notify(instance_id)
+        if status != "Failed":
+            raise InvalidOperation(
+                "The rewind operation is only supported on failed orchestration instances.")
+        for leaf in await self._rewind_history(instance_id):
+            await self._send(leaf, history.generic_event(-1, reason, self.clock.now()))
+
+    async def _rewind_history(self, instance_id: str) -> list[str]:
+        """Rewrite one failed instance's history (and its failed children's); the
+        instances to wake, deepest first."""
+        snapshot = await self.hub.load_history(instance_id)
+        if snapshot.execution_id is None:
+            return []
+        rewound = rewind_history(snapshot.events)
+        await self.hub.append_history(instance_id, snapshot.execution_id, 0, rewound.events,
+                                      snapshot.etag)
+        await self.hub.merge_instance(instance_id, {"RuntimeStatus": "Pending",
+                                                    "LastUpdatedTime": self.clock.now()})
+        leaves: list[str] = []
+        for child in rewound.failed_children:
+            leaves.extend(await self._rewind_history(child))
+        return leaves + ([instance_id] if rewound.is_leaf else [])
 
     # -- purge -------------------------------------------------------------------------
 

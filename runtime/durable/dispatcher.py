@@ -119,6 +119,7 @@ class Dispatcher:
         except asyncio.TimeoutError:
             log.warning("Some messages could not be handed back; they are delivered again "
                         "when their locks run out.")
+        await self.activities.close()
         try:
             await self.partitions.release_all()
         except HostError as exc:

@@ -173,10 +173,23 @@ def task_failed(scheduled_id: int, reason: str | None, details: str | None,
 
 
 def sub_orchestration_created(event_id: int, name: str, instance_id: str,
-                              input_text: str | None, ts: datetime) -> dict[str, Any]:
+                              input_text: str | None, ts: datetime,
+                              version: str = "") -> dict[str, Any]:
     return _event(EventType.SubOrchestrationInstanceCreated, {
-        "Name": name, "Version": "", "InstanceId": instance_id, "Input": input_text,
+        "Name": name, "Version": version, "InstanceId": instance_id, "Input": input_text,
     }, ts, event_id)
+
+
+def parent_instance(instance_id: str, execution_id: str, name: str, version: str,
+                    task_schedule_id: int) -> dict[str, Any]:
+    """A child's ParentInstance (DTFx ParentInstance: note `TaskScheduleId`, no "d")."""
+    return {"Name": name, "OrchestrationInstance": {"InstanceId": instance_id,
+                                                    "ExecutionId": execution_id},
+            "TaskScheduleId": task_schedule_id, "Version": version}
+
+
+def generic_event(event_id: int, data: str | None, ts: datetime) -> dict[str, Any]:
+    return _event(EventType.GenericEvent, {"Data": data}, ts, event_id)
 
 
 def sub_orchestration_completed(scheduled_id: int, result_text: str | None,
@@ -222,8 +235,16 @@ def continue_as_new(event_id: int, result_text: str | None, ts: datetime) -> dic
 # --- reading --------------------------------------------------------------------------
 
 
+_EVENT_TYPES = {int(member): member for member in EventType}
+
+
 def event_type(event: Mapping[str, Any]) -> EventType:
-    return EventType(int(event["EventType"]))
+    """The event's EventType (KeyError for an unknown number)."""
+    value = event["EventType"]
+    try:
+        return _EVENT_TYPES[value]
+    except (KeyError, TypeError):
+        return EventType(int(value))
 
 
 def json_or_raw(text: str | None) -> Any:
@@ -282,6 +303,8 @@ def to_status_history(events: Iterable[Mapping[str, Any]], show_output: bool,
             for key in ("OrchestrationInstance", "ParentInstance", "Version", "Tags"):
                 item.pop(key, None)
             item["FunctionName"] = name
+            # At the encoding level of the status's top-level "input".
+            item["Input"] = json_or_raw(item.get("Input"))
         elif kind == EventType.ExecutionCompleted:
             status = item.get("OrchestrationStatus")
             if isinstance(status, int) and status in OrchestrationStatus._value2member_map_:

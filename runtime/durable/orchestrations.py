@@ -13,7 +13,9 @@ messages back; a crash anywhere replays it, and the engine drops duplicates.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -35,6 +37,7 @@ from runtime.errors import (
     InvocationTimeout,
     ProtocolError,
     StorageError,
+    VersionRejected,
     WorkerError,
 )
 
@@ -73,6 +76,7 @@ class OrchestrationWorker:
         self.sessions: dict[str, Session] = {}
         self.slots = asyncio.Semaphore(config.max_concurrent_orchestrator_functions)
         self.crashes: dict[str, int] = {}
+        self.rejected: set[str] = set()  # instances whose version this host refused (logged)
         self.wake = [asyncio.Event() for _ in range(hub.partition_count)]
         self.partition_tasks: dict[int, asyncio.Task[None]] = {}
         self.active = False
@@ -189,6 +193,11 @@ class OrchestrationWorker:
                         log.warning("Orchestration '%s' work item failed (%s); it will be "
                                     "retried.", session.instance_id, exc)
                         await self._give_back(session.instance_id, batch)
+                    except VersionRejected as exc:
+                        if session.instance_id not in self.rejected:
+                            self.rejected.add(session.instance_id)
+                            log.warning("%s", exc)
+                        await self._give_back(session.instance_id, batch)
                 session.active = []
         finally:
             session.task = None
@@ -240,15 +249,48 @@ class OrchestrationWorker:
             await self._abandon([p for p in deferred if not p.local])
             await asyncio.gather(*(self.results.report_via_queue(p)
                                    for p in deferred if p.local))
+        if episode.refused_starts:
+            await self._refuse(episode, now)
         if episode.terminated_reason is not None:
             result = engine.terminate(episode, now)
         elif episode.needs_replay:
-            result = await self._replay(episode, now)
+            held = engine.hold(episode, now)
+            if held is not None:
+                result = held
+            else:
+                episode, result = await self._run_generations(episode, now)
         else:
             await self._repair_instance_row(instance_id, snapshot)
             await self.checkpoint.delete(consumed)
             return
         await self.checkpoint.commit(episode, snapshot, result, consumed)
+
+    async def _run_generations(self, episode: engine.Episode, now: datetime
+                               ) -> tuple[engine.Episode, engine.EpisodeResult]:
+        """Replay the episode; while the code continues as new, run the next generation
+        in the same work item (DTFx's dispatcher does), keeping every generation's
+        messages. Returns the last generation's episode and result."""
+        result = await self._replay(episode, now)
+        outgoing = list(result.outgoing)
+        while result.continued is not None:
+            episode = engine.next_generation(episode, result.continued, uuid.uuid4().hex, now)
+            result = await self._replay(episode, now)
+            outgoing.extend(result.outgoing)
+        return episode, dataclasses.replace(result, outgoing=outgoing)
+
+    async def _refuse(self, episode: engine.Episode, now: datetime) -> None:
+        """Tell parents that their child could not start: its id is taken by a running
+        instance, which is left as it is."""
+        status = "Suspended" if engine.suspension.is_suspended(episode.past_events) \
+            else "Running"
+        for start in episode.refused_starts:
+            reply = engine.reject_start(start, status, now)
+            if reply is None:
+                continue
+            log.warning("%s", reply.event.get("Reason"))
+            await self.hub.send_to_instance(reply.target_instance_id, reply.target_execution_id,
+                                            reply.event)
+            self.notify_instance(reply.target_instance_id)
 
     async def _repair_instance_row(self, instance_id: str, snapshot: HistorySnapshot) -> None:
         """Messages for a finished instance: make sure its Instances row says so (a crash
@@ -266,7 +308,22 @@ class OrchestrationWorker:
             "RuntimeStatus": status, "Output": engine.final_output(final),
             "LastUpdatedTime": now, "CompletedTime": now})
 
+    def _version_allowed(self, episode: engine.Episode, now: datetime) -> bool:
+        """Worker versioning (host.json defaultVersion, versionMatchStrategy): whether
+        this host may run the instance's version. Checked only with a defaultVersion."""
+        config = self.config
+        if config.default_version is None or config.version_match_strategy == "None":
+            return True
+        version = engine.instance_version(episode)
+        return engine.versioning.allows(version, config.default_version,
+                                        config.version_match_strategy)
+
     async def _replay(self, episode: engine.Episode, now: datetime) -> engine.EpisodeResult:
+        if not self._version_allowed(episode, now):
+            version = engine.instance_version(episode)
+            if self.config.version_failure_strategy == "Fail":
+                return engine.fail(episode, engine.versioning.MISMATCH, now)
+            raise VersionRejected(episode.instance_id, version, self.config.default_version)
         spec = self.app.orchestrator(episode.orchestrator_name)
         invoker = self.app.invoker
         if spec is None or invoker is None:
@@ -298,7 +355,8 @@ class OrchestrationWorker:
         except ProtocolError as exc:
             return engine.fail(episode, str(exc), now)
         return engine.apply_state(episode, state, self.app.known(), now,
-                                  self.config.max_orchestration_actions)
+                                  self.config.max_orchestration_actions,
+                                  self.config.default_version)
 
 
 __all__ = ["CONTROL_LOCK", "LEASE_INTERVAL", "LocalResults", "OrchestrationWorker"]

@@ -95,8 +95,10 @@ class DurableApi:
             Route("DELETE", "instances/{instanceId}", self._purge),
             Route("POST", "instances/{instanceId}/raiseEvent/{eventName}", self._raise_event),
             Route("POST", "instances/{instanceId}/terminate", self._terminate),
-            *(Route("POST", f"instances/{{instanceId}}/{operation}", self._not_yet)
-              for operation in ("suspend", "resume", "rewind", "restart")),
+            Route("POST", "instances/{instanceId}/suspend", self._suspend),
+            Route("POST", "instances/{instanceId}/resume", self._resume),
+            Route("POST", "instances/{instanceId}/rewind", self._rewind),
+            Route("POST", "instances/{instanceId}/restart", self._restart),
         ])
 
     # -- the loopback RPC endpoint -------------------------------------------------
@@ -156,10 +158,16 @@ class DurableApi:
                                       "Newtonsoft.Json.JsonReaderException")
         wait = _wait_options(request)  # checked before anything is started
         started = await self.client.start_new(params["name"], params.get("instanceId"),
-                                              input_text)
-        payload = self._check_status_payload(request, started)
+                                              input_text, _param(request, "version"))
+        return await self._started(request, started, wait)
+
+    async def _started(self, request: web.Request, instance_id: str,
+                       wait: tuple[float, float] | None) -> web.StreamResponse:
+        """The check-status response for a new instance, or its result when asked to
+        wait and it finished in time (CreateCheckStatusResponse, WaitForCompletion...)."""
+        payload = self._check_status_payload(request, instance_id)
         if wait is not None:
-            waited = await self._wait(started, *wait)
+            waited = await self._wait(instance_id, *wait)
             if waited is not None:
                 return waited
         return json_response(202, payload, {"Location": payload["statusQueryGetUri"],
@@ -252,11 +260,28 @@ class DurableApi:
         await self.client.terminate(params["instanceId"], _param(request, "reason") or "")
         return web.Response(status=202)
 
-    async def _not_yet(self, request: web.Request,
+    async def _suspend(self, request: web.Request,
                        params: Mapping[str, str]) -> web.StreamResponse:
-        operation = request.rel_url.raw_path.rstrip("/").rsplit("/", 1)[-1].lower()
-        return json_response(501, {"Message": f"The '{operation}' operation is not supported "
-                                              "by funclocal yet."})
+        await self.client.suspend(params["instanceId"], _param(request, "reason"))
+        return web.Response(status=202)
+
+    async def _resume(self, request: web.Request,
+                      params: Mapping[str, str]) -> web.StreamResponse:
+        await self.client.resume(params["instanceId"], _param(request, "reason"))
+        return web.Response(status=202)
+
+    async def _rewind(self, request: web.Request,
+                      params: Mapping[str, str]) -> web.StreamResponse:
+        await self.client.rewind(params["instanceId"], _param(request, "reason"))
+        return web.Response(status=202)
+
+    async def _restart(self, request: web.Request,
+                       params: Mapping[str, str]) -> web.StreamResponse:
+        value = (_param(request, "restartWithNewInstanceId") or "").strip().lower()
+        new_id = value != "false"  # bool.TryParse: anything else keeps the default, true
+        wait = _wait_options(request)
+        started = await self.client.restart(params["instanceId"], new_instance_id=new_id)
+        return await self._started(request, started, wait)
 
 
 __all__ = ["CONTINUATION_HEADER", "DurableApi"]

@@ -22,7 +22,9 @@ from runtime.errors import (
     InstanceNotFound,
     InstanceNotRunning,
     InvalidArgument,
+    InvalidOperation,
     InvocationTimeout,
+    RestartUnknown,
     WorkerDied,
     WorkerError,
 )
@@ -45,6 +47,19 @@ def argument_error(message: str, exc_type: str = "System.ArgumentException") -> 
                                "ExceptionType": exc_type, "StackTrace": None})
 
 
+def _invalid_operation(exc: Exception) -> web.Response:
+    return json_response(500, {"Message": INTERNAL_MESSAGE, "ExceptionMessage": str(exc),
+                               "ExceptionType": "System.InvalidOperationException",
+                               "StackTrace": None})
+
+
+def _restart_unknown(exc: Exception) -> web.Response:
+    return json_response(400, {"Message": "InstanceId does not match a valid orchestration "
+                                          "instance.",
+                               "ExceptionMessage": str(exc),
+                               "ExceptionType": "System.ArgumentException", "StackTrace": None})
+
+
 def _empty(status: int) -> Callable[[Exception], web.Response]:
     return lambda exc: web.Response(status=status)
 
@@ -63,7 +78,9 @@ HANDLERS: dict[type[Exception], Callable[[Exception], web.Response]] = {
     InstanceNotFound: _empty(404),
     InstanceNotRunning: _empty(410),
     InstanceExists: lambda exc: argument_error(str(exc), "System.InvalidOperationException"),
+    RestartUnknown: _restart_unknown,
     InvalidArgument: lambda exc: argument_error(str(exc)),
+    InvalidOperation: _invalid_operation,
     # A function that raised: its traceback is already in the console (the pool logs it).
     FunctionInvocationError: _empty(500),
     InvocationTimeout: _text(500),

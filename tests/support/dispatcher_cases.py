@@ -6,13 +6,19 @@ Azurite. Each case takes a factory of fresh task hubs."""
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
 from runtime.clock import VirtualClock
 from runtime.config import DurableTaskConfig
+from runtime.durable import history
 from runtime.durable.history import EventType
 from runtime.durable.taskhub import TaskHub
 from support.rig import durable_rig
@@ -86,8 +92,8 @@ async def failures_reach_the_orchestrator(new_hub: HubFactory) -> None:
         assert status["output"] == (
             "Orchestrator function 'calls_unknown' failed: The function 'no_such_activity' "
             "doesn't exist, is disabled, or is not an activity function. Additional info: The "
-            "following are the known activity functions: 'hello', 'double', 'pause', 'explode', "
-            "'nap'.")
+            "following are the known activity functions: 'flaky', 'hello', 'double', 'pause', "
+            "'explode', 'nap'.")
 
 
 async def events_and_termination(new_hub: HubFactory) -> None:
@@ -161,4 +167,234 @@ CASES: list[Case] = [
     timers_fire_when_the_clock_reaches_them,
     two_dispatchers_on_one_hub_write_history_once,
     stopping_hands_held_work_back,
+]
+
+
+# --- retries, sub-orchestrations, continue-as-new, instance control --------------------
+
+
+async def _history(hub: TaskHub, instance_id: str) -> list[tuple[str, int]]:
+    """(event type, sequence number or completed id) of the scheduling and completion
+    events, in history order."""
+    found = []
+    for event in (await hub.load_history(instance_id)).events:
+        kind = EventType(event["EventType"])
+        if kind in (EventType.TaskScheduled, EventType.TimerCreated,
+                    EventType.SubOrchestrationInstanceCreated):
+            found.append((kind.name, int(str(event["EventId"]))))
+        elif kind in (EventType.TaskCompleted, EventType.TaskFailed):
+            found.append((kind.name, int(str(event["TaskScheduledId"]))))
+        elif kind == EventType.TimerFired:
+            found.append((kind.name, int(str(event["TimerId"]))))
+    return found
+
+
+async def retries_take_timers_between_attempts(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        key = hub.hub_name
+        succeeds = await rig.start("retries", [key, 2])
+        status = await rig.wait(succeeds)
+        assert status["output"] == f"{key} succeeded on attempt 3"
+        # DTFx's RetryInterceptor: an attempt, a retry timer, the next attempt...
+        assert await _history(hub, succeeds) == [
+            ("TaskScheduled", 0), ("TaskFailed", 0), ("TimerCreated", 1), ("TimerFired", 1),
+            ("TaskScheduled", 2), ("TaskFailed", 2), ("TimerCreated", 3), ("TimerFired", 3),
+            ("TaskScheduled", 4), ("TaskCompleted", 4)]
+        runs_out = await rig.start("retries_run_out")
+        status = await rig.wait(runs_out)
+        assert status["output"] == {
+            "error": "Activity function 'explode' failed: RuntimeError: activity exploded on "
+                     "always", "after": "Hello after!"}
+        # ... and a timer after the last failed attempt, before the failure is thrown.
+        assert await _history(hub, runs_out) == [
+            ("TaskScheduled", 0), ("TaskFailed", 0), ("TimerCreated", 1), ("TimerFired", 1),
+            ("TaskScheduled", 2), ("TaskFailed", 2), ("TimerCreated", 3), ("TimerFired", 3),
+            ("TaskScheduled", 4), ("TaskCompleted", 4)]
+
+
+async def retries_inside_a_fan_out(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        key = hub.hub_name
+        instance_id = await rig.start("retries_in_a_fan_out", key)
+        status = await rig.wait(instance_id)
+        assert status["output"] == [f"{key}-{n} succeeded on attempt {n % 3 + 1}"
+                                    for n in range(6)]
+
+
+async def sub_orchestrations_fan_out_and_report_failures(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        parent = await rig.start("parent", 10)
+        status = await rig.wait(parent, timeout=60)
+        assert status["output"] == {"sum": 90, "named": 200}
+        started = (await hub.load_history(parent)).events[1]
+        execution = started["OrchestrationInstance"]["ExecutionId"]
+        # A child without an id gets "<parent execution id>:<sequence number>".
+        child = await rig.client.get_status(f"{execution}:3")
+        assert child is not None
+        assert (child["name"], child["output"], child["parentInstanceId"]) == (
+            "child", 6, parent)
+        named = await rig.client.get_status(f"{parent}-named")
+        assert named is not None and named["output"] == 200
+        caught = await rig.start("parent_of_a_failure")
+        status = await rig.wait(caught)
+        assert status["output"] == "Orchestrator function 'failing_child' failed: the child " \
+                                   "gave up"
+
+
+async def continue_as_new_keeps_the_last_generation_only(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        instance_id = await rig.start("counter", 0)
+        status = await rig.wait(instance_id)
+        # The input is shown as the SDK encoded it (JSON text), as for any start.
+        assert (status["runtimeStatus"], status["output"], status["input"]) == (
+            "Completed", 25, "25")
+        assert await rig.history_kinds(instance_id) == [
+            "OrchestratorStarted", "ExecutionStarted", "ExecutionCompleted",
+            "OrchestratorCompleted"]
+
+
+async def events_raised_while_continuing_as_new_are_kept(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        instance_id = await rig.start("waiting_counter")
+        for name in ("a", "b", "c"):
+            await rig.client.raise_event(instance_id, "next", f'"{name}"')
+        status = await rig.wait(instance_id)
+        assert status["output"] == {"n": 3, "seen": ["a", "b", "c"]}
+
+
+async def suspended_instances_hold_their_events(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        instance_id = await rig.start("waits_for_event")
+        status = await rig.wait(instance_id, statuses=("Running",))
+        await rig.client.suspend(instance_id, "hold on")
+        status = await rig.wait(instance_id, statuses=("Suspended",))
+        assert status["output"] == "hold on"
+        await rig.client.raise_event(instance_id, "Approval", '"Ann"')
+        while "EventRaised" not in await rig.history_kinds(instance_id):
+            await asyncio.sleep(0.01)
+        # The event is in history, but the code has not seen it: nothing was scheduled.
+        assert "TaskScheduled" not in await rig.history_kinds(instance_id)
+        assert (await rig.client.get_status(instance_id) or {})["runtimeStatus"] == "Suspended"
+        await rig.client.resume(instance_id, "go on")
+        status = await rig.wait(instance_id)
+        assert (status["runtimeStatus"], status["output"]) == ("Completed", "Hello Ann!")
+        suspended = await rig.start("waits_for_event")
+        await rig.wait(suspended, statuses=("Running",))
+        await rig.client.suspend(suspended, None)
+        await rig.wait(suspended, statuses=("Suspended",))
+        await rig.client.terminate(suspended, "stopped while suspended")
+        status = await rig.wait(suspended)
+        assert (status["runtimeStatus"], status["output"]) == (
+            "Terminated", "stopped while suspended")
+
+
+async def rewind_reruns_what_failed(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        key = hub.hub_name + "rw"
+        # The activity fails once: the instance fails, the rewound run re-runs the failed
+        # activity only (the one before it is replayed, not run again).
+        instance_id = await rig.start("flaky_call", [key, 1])
+        status = await rig.wait(instance_id)
+        assert status["runtimeStatus"] == "Failed"
+        await rig.client.rewind(instance_id, "fixed it")
+        status = await rig.wait(instance_id, timeout=30)
+        assert (status["runtimeStatus"], status["output"]) == (
+            "Completed", ["Hello before!", f"{key} succeeded on attempt 2"])
+        assert rig.invoker.calls.count("hello") == 1
+
+
+async def restart_runs_the_same_input_again(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        first = await rig.start("fan_out", 3)
+        await rig.wait(first)
+        again = await rig.client.restart(first)
+        same = await rig.client.restart(first, new_instance_id=False)
+        assert again != first and same == first
+        for instance_id in (again, same):
+            status = await rig.wait(instance_id)
+            assert (status["runtimeStatus"], status["output"]) == (
+                "Completed", {"count": 3, "sum": 6})
+
+
+async def new_uuid_is_the_same_on_every_replay(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        instance_id = await rig.start("uuids")
+        first, second, replaying = (await rig.wait(instance_id))["output"]
+        assert first != second and replaying is False
+        # The SDK's name-based UUID: instance id, orchestration time and a counter.
+        started = (await hub.load_history(instance_id)).events[0]["Timestamp"]
+        namespace = uuid.uuid5(uuid.NAMESPACE_OID, "9e952958-5e33-4daf-827f-2fa12937b875")
+        moment = history.parse_timestamp(started).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert first == str(uuid.uuid5(namespace, f"{instance_id}_{moment}_0"))
+
+
+CASES += [
+    retries_take_timers_between_attempts,
+    retries_inside_a_fan_out,
+    sub_orchestrations_fan_out_and_report_failures,
+    continue_as_new_keeps_the_last_generation_only,
+    events_raised_while_continuing_as_new_are_kept,
+    suspended_instances_hold_their_events,
+    rewind_reruns_what_failed,
+    restart_runs_the_same_input_again,
+    new_uuid_is_the_same_on_every_replay,
+]
+
+
+async def call_http_returns_the_response_as_the_sdk_expects(new_hub: HubFactory) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.text()
+        return web.json_response({"body": body, "type": request.content_type,
+                                  "header": request.headers.get("X-Test")},
+                                 status=202, headers={"Location": "http://example.test/poll"})
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    async with TestServer(app, host="127.0.0.1") as server, new_hub() as hub, \
+            durable_rig(hub) as rig:
+        instance_id = await rig.start("fetches", str(server.make_url("/echo")))
+        status = await rig.wait(instance_id)
+        response = status["output"]
+        # SDK 1.x does not ask for the asynchronous pattern: a 202 comes back as it is.
+        assert response["statusCode"] == 202
+        assert response["headers"]["Location"] == "http://example.test/poll"
+        assert "Content-Type" not in response["headers"]  # content headers are left out
+        assert json.loads(response["content"]) == {
+            "body": '{"q": 1}', "type": "text/plain", "header": "yes"}
+        assert await rig.history_kinds(instance_id) == [
+            "OrchestratorStarted", "ExecutionStarted", "TaskScheduled",
+            "OrchestratorCompleted", "OrchestratorStarted", "TaskCompleted",
+            "ExecutionCompleted", "OrchestratorCompleted"]
+
+
+async def versions_are_given_checked_and_seen_by_the_code(new_hub: HubFactory) -> None:
+    async with new_hub() as hub:
+        config = DurableTaskConfig(hub_name=hub.hub_name, partition_count=hub.partition_count,
+                                   default_version="2.0", version_match_strategy="Strict",
+                                   version_failure_strategy="Fail")
+        async with durable_rig(hub, config=config) as rig:
+            default = await rig.client.start_new("versioned")
+            older = await rig.client.start_new("versioned", version="1.0")
+            status = await rig.wait(default)
+            assert (status["output"], status["version"]) == ("2.0", "2.0")
+            status = await rig.wait(older)
+            assert (status["runtimeStatus"], status["output"]) == (
+                "Failed", "Orchestrator function 'versioned' failed: VersionMismatch: "
+                          "Orchestration version did not comply with Worker Versioning")
+    async with new_hub() as hub:
+        config = DurableTaskConfig(hub_name=hub.hub_name, partition_count=hub.partition_count,
+                                   default_version="2.0")  # CurrentOrOlder, Reject
+        async with durable_rig(hub, config=config) as rig:
+            newer = await rig.client.start_new("versioned", version="3.0")
+            older = await rig.client.start_new("versioned", version="1.5")
+            assert (await rig.wait(older))["output"] == "1.5"
+            # A newer instance waits for a host that runs its version; nothing ran it.
+            assert (await rig.client.get_status(newer) or {})["runtimeStatus"] == "Pending"
+            assert rig.invoker.calls.count("versioned") == (await rig.history_kinds(
+                older)).count("OrchestratorStarted")
+
+
+CASES += [
+    call_http_returns_the_response_as_the_sdk_expects,
+    versions_are_given_checked_and_seen_by_the_code,
 ]

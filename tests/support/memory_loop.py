@@ -3,6 +3,7 @@ work items, driven through runtime.durable.engine with the real SDK orchestrator
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class InMemoryLoop:
         self.episodes = 0
         self.deferred = 0
         self.discarded = 0
+        self.generations = 0
         self.contexts: list[str] = []
         self.states: list[str] = []
 
@@ -98,7 +100,17 @@ class InMemoryLoop:
         if episode.terminated_reason is not None:
             result = engine.terminate(episode, self.now)
         elif episode.needs_replay:
-            result = self.replay(episode)
+            held = engine.hold(episode, self.now)
+            result = held if held is not None else self.replay(episode)
+            outgoing = list(result.outgoing)
+            while result.continued is not None:  # the next generation, same work item
+                self.generations += 1
+                episode = engine.next_generation(episode, result.continued,
+                                                 f"{self.execution_id}-g{self.generations}",
+                                                 self.now)
+                result = self.replay(episode)
+                outgoing += result.outgoing
+            result = dataclasses.replace(result, outgoing=outgoing)
         else:
             return True
         self.episodes += 1

@@ -459,13 +459,79 @@ async def test_terminate() -> None:
 
 
 @pytest.mark.parametrize("operation", ["suspend", "resume", "rewind", "restart"])
-async def test_operations_not_supported_yet_are_501(operation: str) -> None:
+async def test_control_of_an_unknown_instance(operation: str) -> None:
+    async with served() as api:
+        response = await api.http.post(f"{BASE}/instances/nobody/{operation.upper()}?reason=x")
+        if operation == "restart":
+            assert response.status == 400
+            assert await response.json() == {
+                "Message": "InstanceId does not match a valid orchestration instance.",
+                "ExceptionMessage": "An orchestrastion with the instanceId nobody was not "
+                                    "found.",
+                "ExceptionType": "System.ArgumentException", "StackTrace": None}
+        else:
+            assert (response.status, await response.read()) == (404, b"")
+
+
+@pytest.mark.parametrize("operation", ["suspend", "resume", "terminate", "rewind"])
+@pytest.mark.parametrize("status", ["Completed", "Terminated"])
+async def test_control_of_a_finished_instance_is_gone(operation: str, status: str) -> None:
     async with served() as api:
         await api.start("i1")
-        response = await api.http.post(f"{BASE}/instances/i1/{operation.upper()}?reason=x")
-        assert response.status == 501
+        await api.finish("i1", status)
+        response = await api.http.post(f"{BASE}/instances/i1/{operation}?reason=x")
+        assert (response.status, await response.read()) == (410, b"")
+
+
+async def test_suspend_and_resume_send_their_events_with_the_reason() -> None:
+    async with served() as api:
+        await api.start("i1")
+        await api.hub.merge_instance("i1", {"RuntimeStatus": "Running"})
+        assert (await api.http.post(f"{BASE}/instances/i1/suspend?reason=wait")).status == 202
+        queue = api.hub.control_queue(api.hub.partition_of("i1"))
+        events = [m.event for m in await api.hub.receive(queue, 32, 30)]
+        assert [(e["EventType"], e.get("Reason")) for e in events][-1] == (
+            history.EventType.ExecutionSuspended, "wait")
+        response = await api.http.post(f"{BASE}/instances/i1/resume")
+        assert response.status == 500
         assert await response.json() == {
-            "Message": f"The '{operation}' operation is not supported by funclocal yet."}
+            "Message": "Something went wrong while processing your request",
+            "ExceptionMessage": "Cannot resume the orchestration instance i1 because instance "
+                                "is in the Running state.",
+            "ExceptionType": "System.InvalidOperationException", "StackTrace": None}
+        await api.hub.merge_instance("i1", {"RuntimeStatus": "Suspended"})
+        response = await api.http.post(f"{BASE}/instances/i1/suspend")
+        assert response.status == 500
+        assert (await response.json())["ExceptionMessage"] == (
+            "Cannot suspend the orchestration instance i1 because instance is in the "
+            "Suspended state.")
+        assert (await api.http.post(f"{BASE}/instances/i1/resume?reason=go")).status == 202
+
+
+async def test_rewind_only_applies_to_failed_instances() -> None:
+    async with served() as api:
+        await api.start("i1")
+        response = await api.http.post(f"{BASE}/instances/i1/rewind?reason=again")
+        assert response.status == 500
+        assert (await response.json())["ExceptionMessage"] == (
+            "The rewind operation is only supported on failed orchestration instances.")
+
+
+async def test_restart_starts_the_same_orchestrator_with_the_same_input() -> None:
+    async with served() as api:
+        await api.start("i1", {"n": 1})
+        await api.finish("i1", "Failed")
+        response = await api.http.post(f"{BASE}/instances/i1/restart")
+        assert response.status == 202
+        body = await response.json()
+        assert body["id"] != "i1" and "rewindPostUri" not in body
+        assert response.headers["Location"] == body["statusQueryGetUri"]
+        restarted = await api.client.get_status(body["id"])
+        assert restarted is not None
+        assert (restarted["name"], restarted["input"]) == ("Orch", {"n": 1})
+        response = await api.http.post(f"{BASE}/instances/i1/restart"
+                                       "?restartWithNewInstanceId=false")
+        assert (response.status, (await response.json())["id"]) == (202, "i1")
 
 
 # --- routing --------------------------------------------------------------------------

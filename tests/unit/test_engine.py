@@ -397,9 +397,6 @@ def test_activity_names_match_without_case() -> None:
 
 
 @pytest.mark.parametrize(("action", "label"), [
-    ({"actionType": 2, "functionName": "Child", "input": None}, "CallSubOrchestrator"),
-    (when(12, {"actionType": 1, "functionName": "Hello", "input": None}),
-     "CallActivityWithRetry"),
     ({"actionType": 9, "instanceId": "@c@k", "operation": "add"}, "SignalEntity"),
     ({"actionType": 42}, "unknown"),
 ])

@@ -222,7 +222,8 @@ def _ts(n: int) -> str:
 
 def test_status_history_shapes_like_the_extension() -> None:
     assert history.to_status_history(_chain_history(), show_output=False) == [
-        {"EventType": "ExecutionStarted", "Input": '"in"', "Correlation": None,
+        # Input at the top-level input's encoding level (the stored text re-parsed).
+        {"EventType": "ExecutionStarted", "Input": "in", "Correlation": None,
          "ScheduledStartTime": None, "Generation": None, "Timestamp": _ts(0),
          "FunctionName": "Orch"},
         {"EventType": "TimerCreated", "FireAt": _ts(3), "Timestamp": _ts(0)},

@@ -11,8 +11,8 @@
 The dispatcher's workers call these; the unit tests drive them with the real SDK.
 """
 
-from runtime.durable.engine import activity, wording
-from runtime.durable.engine.actions import ACTION_NAMES, HANDLERS, Rejected
+from runtime.durable.engine import activity, suspension, versioning, wording
+from runtime.durable.engine.actions import ACTION_NAMES, HANDLERS
 from runtime.durable.engine.context import (
     CONTEXT_SETTINGS,
     OUT_OF_PROC_DATA,
@@ -20,6 +20,7 @@ from runtime.durable.engine.context import (
     parse_sdk_result,
 )
 from runtime.durable.engine.model import (
+    Continuation,
     Episode,
     EpisodeResult,
     KnownFunctions,
@@ -32,17 +33,23 @@ from runtime.durable.engine.outcomes import (
     final_event,
     final_output,
     final_status,
+    hold,
     instance_fields,
     next_event_id,
+    next_generation,
+    reject_start,
     terminate,
 )
-from runtime.durable.engine.planning import is_stale, plan_episode
+from runtime.durable.engine.planning import instance_version, is_stale, plan_episode
+from runtime.durable.engine.specs import HTTP_ACTIVITY, Rejected
 from runtime.durable.engine.wording import unknown_activity_message
 
 __all__ = [
-    "ACTION_NAMES", "CONTEXT_SETTINGS", "HANDLERS", "OUT_OF_PROC_DATA", "Episode",
-    "EpisodeResult", "KnownFunctions", "OutgoingMessage", "Rejected", "RuntimeStatus",
-    "activity", "apply_state", "build_context", "fail", "final_event", "final_output",
-    "final_status", "instance_fields", "is_stale", "next_event_id", "parse_sdk_result",
-    "plan_episode", "terminate", "unknown_activity_message", "wording",
+    "ACTION_NAMES", "CONTEXT_SETTINGS", "HANDLERS", "HTTP_ACTIVITY", "OUT_OF_PROC_DATA",
+    "Continuation", "Episode", "EpisodeResult", "KnownFunctions", "OutgoingMessage",
+    "Rejected", "RuntimeStatus", "activity", "apply_state", "build_context", "fail",
+    "final_event", "final_output", "final_status", "hold", "instance_fields", "is_stale",
+    "next_event_id", "next_generation", "parse_sdk_result", "plan_episode", "reject_start",
+    "instance_version", "suspension", "terminate", "unknown_activity_message", "versioning",
+    "wording",
 ]

@@ -2,8 +2,8 @@
 
 The SDK returns the actions of the whole execution so far (schema V2/V3: one inner
 list, in the order the code yielded them). `parse_actions` turns them into task specs
-through `HANDLERS`, a table keyed by the out-of-process actionType (the extension's
-AsyncActionType). Each spec knows, for the replay in `replay.py`:
+(`specs.py`) through `HANDLERS`, a table keyed by the out-of-process actionType (the
+extension's AsyncActionType). Each spec knows, for the replay in `replay.py`:
 - whether it takes a sequence number (`takes_id`),
 - the history event and outgoing message that schedule it (`schedule`),
 - the history event kind it is recorded as and DTFx's name for it (`recorded_as`,
@@ -14,17 +14,30 @@ To support a new action: write its spec class and add one entry to `HANDLERS`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar
+from datetime import timedelta
+from typing import Any
 
 from runtime.durable import history
 from runtime.durable.engine import wording
 from runtime.durable.engine.context import dumps
-from runtime.durable.engine.model import KnownFunctions, OutgoingMessage
-from runtime.durable.history import EventType
+from runtime.durable.engine.specs import (
+    HTTP_ACTIVITY,
+    ActivitySpec,
+    CompoundSpec,
+    ContinueAsNewSpec,
+    ExternalEventSpec,
+    HttpSpec,
+    Rejected,
+    RetrySpec,
+    Spec,
+    SubOrchestrationSpec,
+    TimerSpec,
+)
 from runtime.errors import ProtocolError
+
+MAX_DELAY = timedelta(days=6)  # the Azure Storage provider's longest time-based delay
 
 # actionType numbers of the out-of-process protocol (extension AsyncActionType).
 CALL_ACTIVITY = 0
@@ -48,114 +61,14 @@ ACTION_NAMES = {
 }
 
 
-class Rejected(Exception):
-    """The actions cannot be carried out; the orchestration fails with this message."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where scheduled work is addressed: the orchestration that schedules it."""
-
-    instance_id: str
-    execution_id: str | None
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One action as the replay sees it."""
-
-    action: Mapping[str, Any]
-    takes_id: ClassVar[bool] = False
-    recorded_as: ClassVar[EventType | None] = None
-    dtfx_action: ClassVar[str] = ""
-
-    @property
-    def name(self) -> str | None:
-        """The function or event name history records for it (None for timers)."""
-        return None
-
-    def check(self, known: KnownFunctions) -> None:
-        """Raise Rejected when the app cannot run this action (unknown function)."""
-
-    def schedule(self, task_id: int, target: Target,
-                 now: datetime) -> tuple[dict[str, Any], OutgoingMessage | None]:
-        """The history event recording this action at `task_id`, and its message."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class ActivitySpec(Spec):
-    function_name: str = ""
-    input_text: str | None = None
-    takes_id: ClassVar[bool] = True
-    recorded_as: ClassVar[EventType | None] = EventType.TaskScheduled
-    dtfx_action: ClassVar[str] = "ScheduleTaskOrchestratorAction"
-
-    @property
-    def name(self) -> str | None:
-        return self.function_name
-
-    def check(self, known: KnownFunctions) -> None:
-        if not known.has("activities", self.function_name):
-            raise Rejected(wording.unknown_activity_message(self.function_name,
-                                                            known.activities))
-
-    def schedule(self, task_id: int, target: Target,
-                 now: datetime) -> tuple[dict[str, Any], OutgoingMessage | None]:
-        # The extension keeps inputs out of history (storeInputsInOrchestrationHistory
-        # off); the activity still needs its input, so the message carries it.
-        return (history.task_scheduled(task_id, self.function_name, None, now),
-                OutgoingMessage("activity", target.instance_id, target.execution_id,
-                                history.task_scheduled(task_id, self.function_name,
-                                                       self.input_text, now)))
-
-
-@dataclass(frozen=True)
-class TimerSpec(Spec):
-    fire_at: datetime | None = None
-    cancelled: bool = False
-    takes_id: ClassVar[bool] = True
-    recorded_as: ClassVar[EventType | None] = EventType.TimerCreated
-    dtfx_action: ClassVar[str] = "CreateTimerOrchestratorAction"
-
-    def schedule(self, task_id: int, target: Target,
-                 now: datetime) -> tuple[dict[str, Any], OutgoingMessage | None]:
-        assert self.fire_at is not None
-        return (history.timer_created(task_id, self.fire_at, now),
-                OutgoingMessage("orchestration", target.instance_id, target.execution_id,
-                                history.timer_fired(task_id, self.fire_at, now),
-                                visible_at=self.fire_at))
-
-
-@dataclass(frozen=True)
-class ExternalEventSpec(Spec):
-    """A wait for a raised event: matched by name, it takes no sequence number."""
-
-    event_name: str = ""
-
-    @property
-    def name(self) -> str | None:
-        return self.event_name
-
-
-@dataclass(frozen=True)
-class CompoundSpec(Spec):
-    """task_all (wait_all) or task_any over child specs, started together."""
-
-    children: tuple[Spec, ...] = ()
-    wait_all: bool = True
-
-
 # --- the handlers ---------------------------------------------------------------------
 
 Handler = Callable[[Mapping[str, Any], "Parser"], Spec]
 
 
 def _call_activity(action: Mapping[str, Any], parser: Parser) -> Spec:
-    name = action.get("functionName")
-    if not isinstance(name, str) or not name:
-        raise ProtocolError(f"A CallActivity action has no functionName: {dict(action)!r}")
-    return ActivitySpec(action, name, _input_text(action.get("input")))
+    return ActivitySpec(action, _function_name(action, "CallActivity"),
+                        _input_text(action.get("input")))
 
 
 def _create_timer(action: Mapping[str, Any], parser: Parser) -> Spec:
@@ -176,13 +89,97 @@ def _compound(action: Mapping[str, Any], parser: Parser) -> Spec:
     return CompoundSpec(action, children, action.get("actionType") == WHEN_ALL)
 
 
+def _function_name(action: Mapping[str, Any], label: str) -> str:
+    name = action.get("functionName")
+    if not isinstance(name, str) or not name:
+        raise ProtocolError(f"A {label} action has no functionName: {dict(action)!r}")
+    return name
+
+
+def _sub_orchestrator(action: Mapping[str, Any], parser: Parser) -> Spec:
+    instance_id = action.get("instanceId")
+    version = action.get("version")
+    return SubOrchestrationSpec(
+        action, _function_name(action, "CallSubOrchestrator"),
+        _orchestration_input(action.get("input")),
+        None if instance_id is None else str(instance_id),
+        None if version is None else str(version))
+
+
+def _milliseconds(options: Mapping[str, Any], key: str) -> timedelta | None:
+    value = options.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Rejected(f"The retry options' {key} must be a number of milliseconds, "
+                       f"not {value!r}.")
+    return timedelta(milliseconds=value)
+
+
+def _with_retry(action: Mapping[str, Any], parser: Parser) -> Spec:
+    """CallActivityWithRetry / CallSubOrchestratorWithRetry; the options the SDK sends
+    (first interval and attempts) and the ones the extension also reads, with the
+    framework's defaults for the rest (RetryOptionsConverter, RetryOptions)."""
+    action_type = action.get("actionType")
+    inner_action = dict(action)
+    inner_action["actionType"] = CALL_ACTIVITY if action_type == CALL_ACTIVITY_WITH_RETRY \
+        else CALL_SUB_ORCHESTRATOR
+    inner = parser.parse(inner_action)
+    options = action.get("retryOptions")
+    if not isinstance(options, dict):
+        raise Rejected(f"The {ACTION_NAMES[int(str(action_type))]} action for "
+                       f"'{inner.name}' has no retryOptions.")
+    first = _milliseconds(options, "firstRetryIntervalInMilliseconds")
+    attempts = options.get("maxNumberOfAttempts")
+    what = f"The retry options of '{inner.name}'"
+    if first is None or first <= timedelta(0):
+        raise Rejected(f"{what} are invalid: firstRetryIntervalInMilliseconds must be greater "
+                       f"than 0 (got {options.get('firstRetryIntervalInMilliseconds')!r}).")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise Rejected(f"{what} are invalid: maxNumberOfAttempts must be at least 1 "
+                       f"(got {attempts!r}); the call would never run.")
+    max_interval = _milliseconds(options, "maxRetryIntervalInMilliseconds") or MAX_DELAY
+    if first > MAX_DELAY or max_interval > MAX_DELAY:
+        raise Rejected(f"{what} are invalid: the Azure Storage provider supports a maximum of "
+                       "6 days for time-based delays.")
+    backoff = options.get("backoffCoefficient", 1.0)
+    if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff <= 0:
+        raise Rejected(f"{what} are invalid: backoffCoefficient must be a positive number.")
+    return RetrySpec(action, inner, first, attempts, float(backoff), max_interval,
+                     _milliseconds(options, "retryTimeoutInMilliseconds"))
+
+
+def _continue_as_new(action: Mapping[str, Any], parser: Parser) -> Spec:
+    return ContinueAsNewSpec(action, _orchestration_input(action.get("input")))
+
+
+def _call_http(action: Mapping[str, Any], parser: Parser) -> Spec:
+    request = action.get("httpRequest")
+    if not isinstance(request, dict) or not request.get("uri"):
+        raise ProtocolError(f"A CallHttp action has no httpRequest uri: {dict(action)!r:.200}")
+    # The extension schedules the built-in activity with the request as its one argument.
+    return HttpSpec(action, HTTP_ACTIVITY, json.dumps([request], separators=(",", ":")))
+
+
 HANDLERS: dict[int, Handler] = {
     CALL_ACTIVITY: _call_activity,
+    CALL_ACTIVITY_WITH_RETRY: _with_retry,
+    CALL_SUB_ORCHESTRATOR: _sub_orchestrator,
+    CALL_SUB_ORCHESTRATOR_WITH_RETRY: _with_retry,
+    CONTINUE_AS_NEW: _continue_as_new,
     CREATE_TIMER: _create_timer,
     WAIT_FOR_EXTERNAL_EVENT: _wait_for_event,
+    CALL_HTTP: _call_http,
     WHEN_ANY: _compound,
     WHEN_ALL: _compound,
 }
+
+
+def _orchestration_input(value: Any) -> str:
+    """An orchestration's ExecutionStarted.Input from an action's input: the SDK's JSON
+    text is serialised once more by the extension (as a client start's is), so that the
+    context hands the SDK the text back and `get_input()` decodes it."""
+    return "null" if value is None else dumps(value)
 
 
 def _input_text(value: Any) -> str | None:
@@ -236,14 +233,15 @@ def parse_actions(state: Mapping[str, Any], max_actions: int) -> list[Spec]:
 
 
 def walk(specs: list[Spec]) -> list[Spec]:
-    """Every spec, compound children included, depth-first."""
+    """Every spec, compound children and retried calls included, depth-first."""
     found: list[Spec] = []
     for spec in specs:
         found.append(spec)
         if isinstance(spec, CompoundSpec):
             found.extend(walk(list(spec.children)))
+        elif isinstance(spec, RetrySpec):
+            found.extend(walk([spec.inner]))
     return found
 
 
-__all__ = ["ACTION_NAMES", "HANDLERS", "ActivitySpec", "CompoundSpec", "ExternalEventSpec",
-           "Rejected", "Spec", "Target", "TimerSpec", "parse_actions", "walk"]
+__all__ = ["ACTION_NAMES", "HANDLERS", "Parser", "Rejected", "Spec", "parse_actions", "walk"]

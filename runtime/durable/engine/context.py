@@ -14,6 +14,7 @@ from typing import Any
 from runtime.durable import history
 from runtime.durable.engine.model import Episode
 from runtime.durable.engine.planning import find
+from runtime.durable.engine.suspension import visible_events
 from runtime.durable.history import EventType
 from runtime.errors import ProtocolError
 
@@ -40,12 +41,13 @@ def build_context(episode: Episode) -> str:
     events played, new ones not, the input re-parsed, the parent instance id."""
     played = [dict(e, IsPlayed=True) for e in episode.past_events]
     fresh = [dict(e, IsPlayed=False) for e in episode.new_events]
+    shown = visible_events(played + fresh)  # events held while suspended come later
     start = find(episode.past_events, EventType.ExecutionStarted) or \
         find(episode.new_events, EventType.ExecutionStarted)
     parent = (start or {}).get("ParentInstance") or {}
     parent_instance = (parent.get("OrchestrationInstance") or {}).get("InstanceId")
     context: dict[str, Any] = {
-        "history": played + fresh,
+        "history": shown,
         "input": history.json_or_raw(episode.input_text)
         if episode.input_text is not None else None,
         "instanceId": episode.instance_id,

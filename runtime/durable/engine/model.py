@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from runtime.durable.history import EventType
 
-RuntimeStatus = Literal["Running", "Completed", "Failed", "Terminated"]
+RuntimeStatus = Literal["Running", "Completed", "Failed", "Terminated", "Suspended",
+                        "ContinuedAsNew", "Pending"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Episode:
     terminated_reason: str | None
     orchestrator_name: str
     input_text: str | None
+    # Sub-orchestration starts refused because an instance with that id is running.
+    refused_starts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -55,15 +58,27 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class Continuation:
+    """continue_as_new: the next generation's input, and the events raised after the
+    call, carried over to it."""
+
+    input_text: str
+    carried: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class EpisodeResult:
     """What one episode changes: history events to append, messages to send, and the
-    instance's status afterwards (output and custom status as JSON text)."""
+    instance's status afterwards (output and custom status as JSON text). `continued` is
+    set when the code continued as new: the next generation runs in the same work item."""
 
     new_events: list[dict[str, Any]]
     outgoing: list[OutgoingMessage]
     runtime_status: RuntimeStatus
     output_text: str | None
     custom_status_text: str | None
+    continued: Continuation | None = None
+    replayed: bool = True  # False: the code did not run, so its custom status is unchanged
 
 
 @dataclass(frozen=True)
@@ -95,4 +110,5 @@ class KnownFunctions:
         return name.lower() in lowered
 
 
-__all__ = ["Episode", "EpisodeResult", "KnownFunctions", "OutgoingMessage", "RuntimeStatus"]
+__all__ = ["Continuation", "Episode", "EpisodeResult", "KnownFunctions", "OutgoingMessage",
+           "RuntimeStatus"]

@@ -88,6 +88,12 @@ def is_stale(event: Mapping[str, Any], message_execution_id: str | None,
     return event.get("EventType") != EventType.ExecutionStarted
 
 
+def instance_version(episode: Episode) -> str:
+    """The version the instance was started with (its ExecutionStarted's Version)."""
+    start = find(episode.all_events, EventType.ExecutionStarted) or {}
+    return str(start.get("Version") or "")
+
+
 def _as_new(event: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     copy = dict(event)
     copy["IsPlayed"] = False
@@ -112,6 +118,7 @@ def plan_episode(instance_id: str, past_events: list[dict[str, Any]],
     appended: list[dict[str, Any]] = []
     discarded: list[int] = []
     deferred: list[int] = []
+    refused: list[dict[str, Any]] = []
     terminated_reason: str | None = None
 
     for index, event in enumerate(incoming):
@@ -125,6 +132,11 @@ def plan_episode(instance_id: str, past_events: list[dict[str, Any]],
                 past, ended, ledger, appended = [], False, Ledger(), []
             else:
                 discarded.append(index)  # a duplicate, or stale while another runs
+                if (not ended and event.get("ParentInstance")
+                        and execution_id_of(event) != execution_id_of(start)):
+                    # A parent starts a child whose id a running instance holds: the
+                    # parent hears why, the running instance is left alone.
+                    refused.append(dict(event))
             continue
         if start is None or ended:
             discarded.append(index)
@@ -172,8 +184,9 @@ def plan_episode(instance_id: str, past_events: list[dict[str, Any]],
         terminated_reason=terminated_reason,
         orchestrator_name=str(start.get("Name") or "") if start is not None else "",
         input_text=None if input_text is None else str(input_text),
+        refused_starts=refused,
     )
 
 
 __all__ = ["COMPLETIONS", "SCHEDULING", "Ledger", "execution_id_of", "find", "has_ended",
-           "is_stale", "plan_episode"]
+           "instance_version", "is_stale", "plan_episode"]

@@ -12,7 +12,7 @@ exactly where the framework, and the SDK, put them.
 This module mirrors that walk: it yields the numbers of every action, the scheduling
 events and messages for the ones history does not hold yet, and the work still open.
 When history contradicts the actions it raises Rejected with DTFx's nondeterminism
-message.
+message. History is walked in the order the orchestrator sees it (`suspension.py`).
 """
 
 from __future__ import annotations
@@ -24,16 +24,19 @@ from typing import Any
 
 from runtime.durable import history
 from runtime.durable.engine import determinism
-from runtime.durable.engine.actions import (
+from runtime.durable.engine.model import Episode, OutgoingMessage
+from runtime.durable.engine.planning import COMPLETIONS, SCHEDULING, find
+from runtime.durable.engine.specs import (
     CompoundSpec,
+    ContinueAsNewSpec,
     ExternalEventSpec,
     Rejected,
+    RetrySpec,
     Spec,
     Target,
     TimerSpec,
 )
-from runtime.durable.engine.model import Episode, OutgoingMessage
-from runtime.durable.engine.planning import COMPLETIONS, SCHEDULING
+from runtime.durable.engine.suspension import visible_events
 from runtime.durable.history import EventType
 
 _SUCCESS = frozenset({EventType.TaskCompleted, EventType.TimerFired,
@@ -83,44 +86,117 @@ class Waiter(Node):
 
 
 class WhenAll(Node):
+    """task_all: done when every child is, failed at the first child that fails. It
+    counts its pending children, so a fan-in of n results costs O(n), not O(n^2)."""
+
     def __init__(self, replay: Replay, parent: Node | None) -> None:
         super().__init__(replay, parent)
         self.children: list[Node] = []
+        self.pending = 0
+        self.building = True  # children finishing while they start are counted after
 
-    def settle(self) -> None:
-        if any(c.done and c.failed for c in self.children):
-            self.finish(failed=True)
-        elif all(c.done for c in self.children):
-            self.finish(failed=False)
+    def add(self, child: Node) -> None:
+        self.children.append(child)
+        self.pending += 1
+
+    def built(self) -> None:
+        self.building = False
+        if not self.children:
+            self.finish(failed=False)  # task_all([]) is done at once
+        for child in self.children:
+            if child.done:
+                self._finished(child)
 
     def child_finished(self, child: Node) -> None:
-        self.settle()
+        if not self.building:
+            self._finished(child)
+
+    def _finished(self, child: Node) -> None:
+        if self.done:
+            return
+        self.pending -= 1
+        if child.failed:
+            self.finish(failed=True)
+        elif self.pending == 0:
+            self.finish(failed=False)
 
 
 class WhenAny(WhenAll):
-    def settle(self) -> None:
-        if any(c.done for c in self.children):
+    """task_any: done when the first child is (failed or not)."""
+
+    def _finished(self, child: Node) -> None:
+        self.finish(failed=False)
+
+
+class Retry(Node):
+    """A call with retries, as DTFx's RetryInterceptor runs it: an attempt; after a
+    failure a retry timer (FireAt = the orchestration's current time + the delay, or the
+    current time after the last attempt: the "dummy timer for back-compat" the SDK waits
+    for); when the timer fires, the next attempt, or the failure after the last one.
+    Each attempt and each timer takes the next sequence number when it starts."""
+
+    def __init__(self, replay: Replay, parent: Node | None, spec: RetrySpec) -> None:
+        super().__init__(replay, parent)
+        self.spec = spec
+        self.attempts = 0
+        self.first_attempt = replay.time
+        self.waiting: Node | None = None
+        self.timer: Node | None = None
+
+    def attempt(self) -> None:
+        self.attempts += 1
+        self.waiting = self.replay.start(self.spec.inner, self)
+
+    def child_finished(self, child: Node) -> None:
+        if child is self.timer:
+            self.timer = None
+            if self.attempts >= self.spec.max_attempts:
+                self.finish(failed=True)
+            else:
+                self.attempt()
+            return
+        if child is not self.waiting:
+            return
+        self.waiting = None
+        if not child.failed:
             self.finish(failed=False)
+            return
+        now = self.replay.time
+        if self.attempts >= self.spec.max_attempts:
+            fire_at = now
+        else:
+            delay = self.spec.delay(self.attempts - 1, self.first_attempt, now)
+            if not delay:
+                self.finish(failed=True)  # past the retry timeout: no timer, no retry
+                return
+            fire_at = now + delay
+        self.timer = self.replay.take_number(TimerSpec({}, fire_at), self)
 
 
 @dataclass
 class ReplayOutcome:
     """What the replay found: new scheduling events and their messages (in number
-    order), the numbers of work still open, and the next free sequence number."""
+    order), the numbers of work still open, the next free sequence number, and, when the
+    code continued as new, the new input and the events raised after it (carried over
+    to the next generation, as DTFx's Carryover does)."""
 
     scheduled: list[dict[str, Any]] = field(default_factory=list)
     outgoing: list[OutgoingMessage] = field(default_factory=list)
     open_ids: list[int] = field(default_factory=list)
     next_id: int = 0
+    continue_as_new: str | None = None
+    carried: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Replay:
     """One walk of `specs` (the SDK's top-level actions) over the episode's history."""
 
-    def __init__(self, episode: Episode, specs: list[Spec], now: datetime) -> None:
+    def __init__(self, episode: Episode, specs: list[Spec], now: datetime,
+                 default_version: str | None = None) -> None:
         self.episode = episode
-        self.target = Target(episode.instance_id, episode.execution_id)
+        self.target = target_of(episode, default_version)
         self.now = now
+        self.time = now  # the orchestration's current time as the walk reaches each event
         self.top = specs
         self.cursor = 0
         self.current: Node | None = None
@@ -139,13 +215,22 @@ class Replay:
     # -- the walk --------------------------------------------------------------------
 
     def run(self) -> ReplayOutcome:
+        events = visible_events(self.episode.all_events)
+        started = find(events, EventType.OrchestratorStarted)
+        if started is not None:
+            self.time = history.parse_timestamp(str(started["Timestamp"]))
         self._advance()
-        for event in self.episode.all_events:
+        for event in events:
             kind = history.event_type(event)
-            if kind in COMPLETIONS:
+            if kind == EventType.OrchestratorStarted:
+                self.time = max(self.time, history.parse_timestamp(str(event["Timestamp"])))
+            elif kind in COMPLETIONS:
                 self._complete(int(event[COMPLETIONS[kind][0]]), event)
             elif kind == EventType.EventRaised:
-                self._raise(event)
+                if self.outcome.continue_as_new is not None:
+                    self.outcome.carried.append(dict(event))
+                else:
+                    self._raise(event)
             self._advance()
         # The SDK lists an action only once the code went past the one before it, so
         # whatever the walk has not started yet is started now, in order.
@@ -174,11 +259,20 @@ class Replay:
         if isinstance(spec, CompoundSpec):
             compound = WhenAll(self, parent) if spec.wait_all else WhenAny(self, parent)
             for child in spec.children:
-                compound.children.append(self.start(child, compound))
-            compound.settle()
+                compound.add(self.start(child, compound))
+            compound.built()
             return compound
         if isinstance(spec, ExternalEventSpec):
             return self._wait(spec, parent)
+        if isinstance(spec, RetrySpec):
+            retry = Retry(self, parent, spec)
+            retry.attempt()
+            return retry
+        if isinstance(spec, ContinueAsNewSpec):
+            node = self.take_number(spec, parent)
+            self.outcome.continue_as_new = spec.input_text
+            node.finish(failed=False)  # fire and forget: the next action starts at once
+            return node
         if spec.takes_id:
             return self.take_number(spec, parent)
         raise Rejected(f"The action {dict(spec.action)!r:.200} cannot be replayed.")
@@ -194,13 +288,14 @@ class Replay:
             problem = determinism.mismatch(recorded, spec, task_id)
             if problem is not None:
                 raise Rejected(problem)
-        elif not (isinstance(spec, TimerSpec) and spec.cancelled):
-            # A timer cancelled before it was ever scheduled is not scheduled at all.
+        else:
             event, message = spec.schedule(task_id, self.target, self.now)
-            self.outcome.scheduled.append(event)
+            if event is not None:
+                self.outcome.scheduled.append(event)
             if message is not None:
                 self.outcome.outgoing.append(message)
-        self.open[task_id] = node
+        if not isinstance(spec, ContinueAsNewSpec):
+            self.open[task_id] = node
         early = self.early.pop(task_id, None)
         if early is not None:
             self._complete(task_id, early)
@@ -235,10 +330,19 @@ class Replay:
             self.raised[name] = dict(event)
 
 
-def replay(episode: Episode, specs: list[Spec], now: datetime) -> ReplayOutcome:
+def target_of(episode: Episode, default_version: str | None = None) -> Target:
+    """The orchestration of `episode` as the work it schedules sees it."""
+    start = find(episode.all_events, EventType.ExecutionStarted) or {}
+    parent = (start.get("ParentInstance") or {}).get("OrchestrationInstance") or {}
+    return Target(episode.instance_id, episode.execution_id, episode.orchestrator_name,
+                  str(start.get("Version") or ""), parent.get("InstanceId"), default_version)
+
+
+def replay(episode: Episode, specs: list[Spec], now: datetime,
+           default_version: str | None = None) -> ReplayOutcome:
     """Walk `specs` over the episode's history (see the module docstring)."""
-    return Replay(episode, specs, now).run()
+    return Replay(episode, specs, now, default_version).run()
 
 
-__all__ = ["Atomic", "Node", "Replay", "ReplayOutcome", "Waiter", "WhenAll", "WhenAny",
-           "replay"]
+__all__ = ["Atomic", "Node", "Replay", "ReplayOutcome", "Retry", "Waiter", "WhenAll",
+           "WhenAny", "replay", "target_of"]

@@ -85,6 +85,131 @@ def slow_step(context: df.DurableOrchestrationContext):
     return result
 
 
+# -- retries, sub-orchestrations, continue-as-new, control, the rest of the context -------
+
+FAILURES: dict[str, int] = {}  # attempts seen per key, in this worker process
+
+
+@app.orchestration_trigger(context_name="context")
+def retries(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=100,
+                              max_number_of_attempts=3)
+    key, failures = context.get_input()
+    return (yield context.call_activity_with_retry("flaky", options, [key, failures]))
+
+
+@app.orchestration_trigger(context_name="context")
+def flaky_call(context: df.DurableOrchestrationContext):
+    before = yield context.call_activity("hello", "before")
+    key, failures = context.get_input()
+    result = yield context.call_activity("flaky", [key, failures])
+    return [before, result]
+
+
+@app.orchestration_trigger(context_name="context")
+def retries_in_a_fan_out(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=100,
+                              max_number_of_attempts=3)
+    key = context.get_input()
+    tasks = [context.call_activity_with_retry("flaky", options, [f"{key}-{n}", n % 3])
+             for n in range(6)]
+    return (yield context.task_all(tasks))
+
+
+@app.orchestration_trigger(context_name="context")
+def retries_run_out(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=100,
+                              max_number_of_attempts=2)
+    try:
+        yield context.call_activity_with_retry("explode", options, "always")
+    except Exception as error:
+        after = yield context.call_activity("hello", "after")
+        return {"error": str(error).split(" \n ")[0], "after": after}
+    return "not reached"
+
+
+@app.orchestration_trigger(context_name="context")
+def parent(context: df.DurableOrchestrationContext):
+    count = context.get_input()
+    children = [context.call_sub_orchestrator("child", n) for n in range(count)]
+    results = yield context.task_all(children)
+    named = yield context.call_sub_orchestrator("child", 100, f"{context.instance_id}-named")
+    return {"sum": sum(results), "named": named}
+
+
+@app.orchestration_trigger(context_name="context")
+def child(context: df.DurableOrchestrationContext):
+    value = context.get_input()
+    doubled = yield context.call_activity("double", value)
+    return {"value": doubled, "parent": context.parent_instance_id}["value"]
+
+
+@app.orchestration_trigger(context_name="context")
+def parent_of_a_failure(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("failing_child", None)
+    except Exception as error:
+        return str(error).split(" \n ")[0]
+    return "not reached"
+
+
+@app.orchestration_trigger(context_name="context")
+def failing_child(context: df.DurableOrchestrationContext):
+    yield context.call_activity("hello", "child")
+    raise ValueError("the child gave up")
+
+
+@app.orchestration_trigger(context_name="context")
+def counter(context: df.DurableOrchestrationContext):
+    n = context.get_input() or 0
+    if n >= 25:
+        return n
+    context.continue_as_new(n + 1)
+    return None
+
+
+@app.orchestration_trigger(context_name="context")
+def waiting_counter(context: df.DurableOrchestrationContext):
+    state = context.get_input() or {"n": 0, "seen": []}
+    if state["n"] >= 3:
+        return state
+    name = yield context.wait_for_external_event("next")
+    state = {"n": state["n"] + 1, "seen": state["seen"] + [name]}
+    context.continue_as_new(state)
+    return None
+
+
+@app.orchestration_trigger(context_name="context")
+def uuids(context: df.DurableOrchestrationContext):
+    first = context.new_uuid()
+    yield context.call_activity("hello", "uuid")
+    return [first, context.new_uuid(), context.is_replaying]
+
+
+@app.orchestration_trigger(context_name="context")
+def fetches(context: df.DurableOrchestrationContext):
+    url = context.get_input()
+    response = yield context.call_http("POST", url, content={"q": 1},
+                                       headers={"X-Test": "yes"})
+    return response
+
+
+@app.orchestration_trigger(context_name="context")
+def versioned(context: df.DurableOrchestrationContext):
+    yield context.call_activity("hello", "v")
+    return context.version
+
+
+@app.activity_trigger(input_name="args")
+def flaky(args: list) -> str:
+    key, failures = args
+    attempt = FAILURES.get(key, 0) + 1
+    FAILURES[key] = attempt
+    if attempt <= failures:
+        raise RuntimeError(f"{key} failed on attempt {attempt}")
+    return f"{key} succeeded on attempt {attempt}"
+
+
 @app.activity_trigger(input_name="city")
 def hello(city: str) -> str:
     return f"Hello {city}!"
