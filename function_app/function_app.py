@@ -1,5 +1,6 @@
-"""The sample app: a plain HTTP function, the order workflow, hello-cities chaining and a
-fan-out/fan-in example. It is an unmodified Azure Functions Python v2 app."""
+"""The sample app: a plain HTTP function, the order workflow, hello-cities chaining, a
+fan-out/fan-in example and the patterns of patterns.py (approval with a deadline,
+monitor, sub-orchestrations, retries). It is an unmodified Azure Functions Python v2 app."""
 
 import json
 import logging
@@ -7,9 +8,11 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 from orders import orders
+from patterns import patterns
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(orders)
+app.register_functions(patterns)
 
 
 @app.route(route="hello", methods=["GET", "POST"])

@@ -90,3 +90,34 @@ def test_fan_out_fan_in(host: HostProcess) -> None:
 
 def test_plain_http_function(host: HostProcess) -> None:
     assert host.get("/api/hello?name=Ann").text == "Hello, Ann!"
+
+
+def test_approval_before_the_deadline_and_escalation_after_it(host: HostProcess) -> None:
+    approved = host.post("/api/orchestrators/expense_approval",
+                         json.dumps({"amount": 120, "deadlineSeconds": 60})).json()
+    late = host.post("/api/orchestrators/expense_approval",
+                     json.dumps({"amount": 99, "deadlineSeconds": 1})).json()
+    deadline = time.monotonic() + 30
+    while request("GET", approved["statusQueryGetUri"]).json()["customStatus"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    event = approved["sendEventPostUri"].replace("{eventName}", "Approval")
+    assert request("POST", event, '"Ann"', {"Content-Type": "application/json"}).status == 202
+    assert follow(approved["statusQueryGetUri"])["output"] == "approved by Ann"
+    assert follow(late["statusQueryGetUri"])["output"] == "escalated"
+
+
+def test_monitor_continues_as_new_until_the_job_is_done(host: HostProcess) -> None:
+    started = host.post("/api/orchestrators/job_monitor",
+                        json.dumps({"jobId": "job-7", "intervalSeconds": 0.2})).json()
+    status = follow(started["statusQueryGetUri"])
+    assert status["output"] == {"jobId": "job-7", "status": "done", "checks": 3}
+
+
+def test_sub_orchestrations_and_retries(host: HostProcess) -> None:
+    report = host.post("/api/orchestrators/sales_report").json()
+    assert follow(report["statusQueryGetUri"])["output"] == {
+        "regions": {"north": 550, "south": 550, "east": 440, "west": 440}, "total": 1980}
+    download = host.post("/api/orchestrators/download_with_retries", '"reports.zip"').json()
+    assert follow(download["statusQueryGetUri"])["output"] == \
+        "downloaded reports.zip on attempt 3"
