@@ -1,18 +1,21 @@
 """The sample app: a plain HTTP function, the order workflow, hello-cities chaining, a
 fan-out/fan-in example and the patterns of patterns.py (approval with a deadline,
-monitor, sub-orchestrations, retries). It is an unmodified Azure Functions Python v2 app."""
+monitor, sub-orchestrations, retries) and the entities of entities.py (a counter and a
+shopping cart). It is an unmodified Azure Functions Python v2 app."""
 
 import json
 import logging
 
 import azure.durable_functions as df
 import azure.functions as func
+from entities import entities
 from orders import orders
 from patterns import patterns
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(orders)
 app.register_functions(patterns)
+app.register_functions(entities)
 
 
 @app.route(route="hello", methods=["GET", "POST"])

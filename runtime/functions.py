@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Trigger and binding types this host can serve today (lower-case). Durable entities are
-# not executed yet, so an entity function is reported and skipped like any other
-# unsupported binding rather than indexed and silently never run.
-SUPPORTED_TRIGGERS = frozenset({"httptrigger", "orchestrationtrigger", "activitytrigger"})
+# Trigger and binding types this host can serve today (lower-case); functions with any
+# other binding are reported and skipped rather than indexed and silently never run.
+SUPPORTED_TRIGGERS = frozenset({"httptrigger", "orchestrationtrigger", "activitytrigger",
+                                "entitytrigger"})
 SUPPORTED_BINDINGS = frozenset({"http", "durableclient"}) | SUPPORTED_TRIGGERS
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from runtime.clock import Clock, SystemClock
 from runtime.config import DurableTaskConfig
 from runtime.durable import history
-from runtime.durable.app import ORCHESTRATION_TRIGGER, AppFunctions
+from runtime.durable.app import ENTITY_TRIGGER, ORCHESTRATION_TRIGGER, AppFunctions
+from runtime.durable.engine import entities as entity_rules
 from runtime.durable.engine import wording
 from runtime.durable.engine.rewind import rewind_history
 from runtime.durable.taskhub import QueueMessage, TaskHub
@@ -26,6 +27,7 @@ from runtime.errors import (
     InstanceExists,
     InstanceNotFound,
     InstanceNotRunning,
+    InvalidArgument,
     InvalidInstanceId,
     InvalidOperation,
     RestartUnknown,
@@ -223,11 +225,58 @@ class DurableClient:
 
     async def list_instances(self, query: InstanceQuery) -> tuple[list[dict[str, Any]],
                                                                   str | None]:
+        """Orchestration instances (entities left out, as the extension's query does)."""
         rows, token = await self.hub.query_instances(
             created_from=query.created_from, created_to=query.created_to,
             statuses=query.statuses, prefix=query.prefix, top=query.top,
-            continuation=query.continuation)
+            continuation=query.continuation, exclude_entities=True)
         return [self.status_json(r, show_input=query.show_input) for r in rows], token
+
+    # -- entities ----------------------------------------------------------------------
+
+    def resolve_entity(self, name: str) -> None:
+        """UnknownFunction (the extension's message) when the app has no such entity."""
+        if self.app is None:
+            return
+        known = self.app.names(ENTITY_TRIGGER)
+        if name.lower() not in {n.lower() for n in known}:
+            raise UnknownFunction(wording.unknown_function(name.lower(), "entity", known))
+
+    async def signal_entity(self, name: str, key: str, operation: str,
+                            input_text: str | None) -> None:
+        """Send one operation to the entity, fire and forget (SignalEntityAsync): an "op"
+        message without a parent. InvalidArgument for a bad name or key or an entity
+        the app does not have."""
+        try:
+            instance_id = entity_rules.scheduler_id(name, key)
+            entity_rules.check_key(key)
+        except entity_rules.InvalidEntityId as exc:
+            raise InvalidArgument(str(exc)) from None
+        self.resolve_entity(name)
+        text = entity_rules.request_json(operation, input_text, str(uuid.uuid4()), signal=True)
+        await self._send(instance_id, history.event_raised(entity_rules.OPERATION_EVENT, text,
+                                                           self.clock.now()))
+
+    async def read_entity_state(self, name: str, key: str) -> str | None:
+        """The entity's state as JSON text, or None when it does not exist."""
+        row = await self.hub.read_instance(entity_rules.scheduler_id(name, key))
+        if row is None:
+            return None
+        state = entity_rules.SchedulerState.parse(row.get("Input"))
+        return state.state if state.exists else None
+
+    async def list_entities(self, name: str | None, *, fetch_state: bool, top: int | None,
+                            continuation: str | None, from_time: datetime | None = None,
+                            to_time: datetime | None = None,
+                            ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of existing entities (of `name`, or all), DurableEntityStatus items."""
+        prefix = f"@{name.lower()}@" if name else "@"
+        rows, token = await self.hub.query_instances(
+            created_from=from_time, created_to=to_time, prefix=prefix, top=top or 100,
+            continuation=continuation)
+        found = [entity_rules.entity_status(str(r["InstanceId"]), r, fetch_state=fetch_state)
+                 for r in rows]
+        return [item for item in found if item is not None], token
 
     # -- events and control ------------------------------------------------------------
 

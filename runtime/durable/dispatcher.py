@@ -20,6 +20,7 @@ from runtime.config import DurableTaskConfig
 from runtime.durable.activities import ActivityWorker, abandon_delay
 from runtime.durable.app import AppFunctions, Invoker
 from runtime.durable.checkpoint import Checkpoint
+from runtime.durable.entities import EntityWorker
 from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending
 from runtime.durable.leases import Partitions
 from runtime.durable.orchestrations import OrchestrationWorker
@@ -57,6 +58,8 @@ class Dispatcher:
         self.orchestrations = OrchestrationWorker(hub, partitions, config, self.app,
                                                   self.clock, self.cache, self.checkpoint,
                                                   self.activities, self._spawn)
+        self.orchestrations.entities = EntityWorker(hub, config, self.app, self.clock,
+                                                    self.cache, self.checkpoint)
         self.activities.sink = self.orchestrations
         self.running = False
 

@@ -52,6 +52,11 @@ CONTROL_LOCK = 60.0
 MAX_ORCHESTRATOR_CRASHES = 3
 
 
+class EntityRunner(Protocol):
+    async def run(self, instance_id: str, batch: list[Pending]) -> None:
+        """Run and commit one batch of operations for an entity."""
+
+
 class LocalResults(Protocol):
     """Activity results handed over in memory (the activity worker owns their items)."""
 
@@ -77,6 +82,7 @@ class OrchestrationWorker:
         self.slots = asyncio.Semaphore(config.max_concurrent_orchestrator_functions)
         self.crashes: dict[str, int] = {}
         self.rejected: set[str] = set()  # instances whose version this host refused (logged)
+        self.entities: EntityRunner | None = None  # runs the sessions of `@name@key` ids
         self.wake = [asyncio.Event() for _ in range(hub.partition_count)]
         self.partition_tasks: dict[int, asyncio.Task[None]] = {}
         self.active = False
@@ -228,6 +234,9 @@ class OrchestrationWorker:
         return cached if cached is not None else await self.hub.load_history(instance_id)
 
     async def _episode(self, instance_id: str, batch: list[Pending]) -> None:
+        if self.entities is not None and engine.entities.is_entity(instance_id):
+            await self.entities.run(instance_id, batch)
+            return
         snapshot = await self._load(instance_id)
         stale = [p for p in batch
                  if engine.is_stale(p.event, p.execution_id, snapshot.execution_id)]

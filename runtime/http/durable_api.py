@@ -11,18 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from datetime import datetime
 
 from aiohttp import web
 
 from runtime import console
-from runtime.clock import utc
 from runtime.durable.client import TERMINAL_STATES, DurableClient, InstanceQuery
-from runtime.durable.history import parse_timestamp
 from runtime.durable.urls import RPC_PATH, WEBHOOK_PATH, management_urls
 from runtime.errors import HostError, InvalidArgument
 from runtime.http.builtin import Route, Routes
+from runtime.http.entity_api import EntityApi
 from runtime.http.errors import argument_error, error_response, json_response
+from runtime.http.params import flag, param, parse_time
 
 log = console.get("durable.api")
 
@@ -32,46 +31,20 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 MAX_BODY = 100 * 1024 * 1024
 
 
-def _flag(request: web.Request, name: str, default: bool) -> bool:
-    value = _param(request, name)
-    return default if value is None else value.strip().lower() == "true"
-
-
-def _param(request: web.Request, name: str) -> str | None:
-    for key, value in request.query.items():
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
-def _parse_time(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_timestamp(value)  # any fraction length, as .NET writes them
-    except ValueError:
-        pass
-    try:  # other ISO 8601 forms, such as a date alone
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument(f"'{name}' is not a valid date and time: '{value}'.") from None
-    return utc(parsed)
-
-
 def _wait_options(request: web.Request) -> tuple[float, float] | None:
     """(timeout, pollingInterval) in seconds when the start should wait; InvalidArgument
     for values that are not numbers."""
-    timeout = _param(request, "timeout")
+    timeout = param(request, "timeout")
     if not timeout:
         return None
     try:
-        return float(timeout), float(_param(request, "pollingInterval") or 1)
+        return float(timeout), float(param(request, "pollingInterval") or 1)
     except ValueError:
         raise InvalidArgument("'timeout' and 'pollingInterval' must be numbers.") from None
 
 
 def _statuses(request: web.Request) -> list[str] | None:
-    statuses = _param(request, "runtimeStatus")
+    statuses = param(request, "runtimeStatus")
     return [s.strip() for s in statuses.split(",") if s.strip()] if statuses else None
 
 
@@ -99,6 +72,7 @@ class DurableApi:
             Route("POST", "instances/{instanceId}/resume", self._resume),
             Route("POST", "instances/{instanceId}/rewind", self._rewind),
             Route("POST", "instances/{instanceId}/restart", self._restart),
+            *EntityApi(client).routes(),
         ])
 
     # -- the loopback RPC endpoint -------------------------------------------------
@@ -158,7 +132,7 @@ class DurableApi:
                                       "Newtonsoft.Json.JsonReaderException")
         wait = _wait_options(request)  # checked before anything is started
         started = await self.client.start_new(params["name"], params.get("instanceId"),
-                                              input_text, _param(request, "version"))
+                                              input_text, param(request, "version"))
         return await self._started(request, started, wait)
 
     async def _started(self, request: web.Request, instance_id: str,
@@ -190,13 +164,13 @@ class DurableApi:
     async def _status(self, request: web.Request,
                       params: Mapping[str, str]) -> web.StreamResponse:
         status = await self.client.get_status(
-            params["instanceId"], show_history=_flag(request, "showHistory", False),
-            show_history_output=_flag(request, "showHistoryOutput", False),
-            show_input=_flag(request, "showInput", True))
+            params["instanceId"], show_history=flag(request, "showHistory", False),
+            show_history_output=flag(request, "showHistoryOutput", False),
+            show_input=flag(request, "showInput", True))
         if status is None:
             return web.Response(status=404)
         runtime_status = status["runtimeStatus"]
-        if runtime_status == "Failed" and _flag(request, "returnInternalServerErrorOnFailure",
+        if runtime_status == "Failed" and flag(request, "returnInternalServerErrorOnFailure",
                                                 False):
             return json_response(500, status)
         if runtime_status in ("Completed", "Failed", "Terminated", "Canceled"):
@@ -205,19 +179,19 @@ class DurableApi:
                                            "Retry-After": RUNNING_RETRY_AFTER})
 
     async def _list(self, request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
-        top = _param(request, "top")
+        top = param(request, "top")
         try:
             top_value = int(top) if top else None
         except ValueError:
             raise InvalidArgument(f"'top' must be an integer: '{top}'.") from None
         query = InstanceQuery(
-            created_from=_parse_time(_param(request, "createdTimeFrom"), "createdTimeFrom"),
-            created_to=_parse_time(_param(request, "createdTimeTo"), "createdTimeTo"),
+            created_from=parse_time(param(request, "createdTimeFrom"), "createdTimeFrom"),
+            created_to=parse_time(param(request, "createdTimeTo"), "createdTimeTo"),
             statuses=_statuses(request),
-            prefix=_param(request, "instanceIdPrefix"),
+            prefix=param(request, "instanceIdPrefix"),
             top=top_value,
             continuation=request.headers.get(CONTINUATION_HEADER) or None,
-            show_input=_flag(request, "showInput", False))
+            show_input=flag(request, "showInput", False))
         items, token = await self.client.list_instances(query)
         headers = {CONTINUATION_HEADER: token} if token else None
         return json_response(200, items, headers)
@@ -231,11 +205,11 @@ class DurableApi:
 
     async def _purge_by(self, request: web.Request,
                         params: Mapping[str, str]) -> web.StreamResponse:
-        created_from = _parse_time(_param(request, "createdTimeFrom"), "createdTimeFrom")
+        created_from = parse_time(param(request, "createdTimeFrom"), "createdTimeFrom")
         if created_from is None:
             return argument_error("Please provide value for 'createdTimeFrom' parameter.")
         deleted = await self.client.purge_by(
-            created_from, _parse_time(_param(request, "createdTimeTo"), "createdTimeTo"),
+            created_from, parse_time(param(request, "createdTimeTo"), "createdTimeTo"),
             _statuses(request))
         if not deleted:
             return web.Response(status=404)
@@ -257,27 +231,27 @@ class DurableApi:
 
     async def _terminate(self, request: web.Request,
                          params: Mapping[str, str]) -> web.StreamResponse:
-        await self.client.terminate(params["instanceId"], _param(request, "reason") or "")
+        await self.client.terminate(params["instanceId"], param(request, "reason") or "")
         return web.Response(status=202)
 
     async def _suspend(self, request: web.Request,
                        params: Mapping[str, str]) -> web.StreamResponse:
-        await self.client.suspend(params["instanceId"], _param(request, "reason"))
+        await self.client.suspend(params["instanceId"], param(request, "reason"))
         return web.Response(status=202)
 
     async def _resume(self, request: web.Request,
                       params: Mapping[str, str]) -> web.StreamResponse:
-        await self.client.resume(params["instanceId"], _param(request, "reason"))
+        await self.client.resume(params["instanceId"], param(request, "reason"))
         return web.Response(status=202)
 
     async def _rewind(self, request: web.Request,
                       params: Mapping[str, str]) -> web.StreamResponse:
-        await self.client.rewind(params["instanceId"], _param(request, "reason"))
+        await self.client.rewind(params["instanceId"], param(request, "reason"))
         return web.Response(status=202)
 
     async def _restart(self, request: web.Request,
                        params: Mapping[str, str]) -> web.StreamResponse:
-        value = (_param(request, "restartWithNewInstanceId") or "").strip().lower()
+        value = (param(request, "restartWithNewInstanceId") or "").strip().lower()
         new_id = value != "false"  # bool.TryParse: anything else keeps the default, true
         wait = _wait_options(request)
         started = await self.client.restart(params["instanceId"], new_instance_id=new_id)

@@ -121,3 +121,47 @@ def test_sub_orchestrations_and_retries(host: HostProcess) -> None:
     download = host.post("/api/orchestrators/download_with_retries", '"reports.zip"').json()
     assert follow(download["statusQueryGetUri"])["output"] == \
         "downloaded reports.zip on attempt 3"
+
+
+def poll(path_get: Any, expected: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = path_get()
+        if seen == expected:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"saw {seen!r}, not {expected!r}")
+
+
+def test_counter_entity_over_http(host: HostProcess) -> None:
+    assert host.get("/api/counter/visits").status == 404
+    for amount in ("5", "7"):
+        assert host.post("/api/counter/visits/add", amount).status == 202
+
+    def visits() -> Any:
+        response = host.get("/api/counter/visits")
+        return response.json() if response.status == 200 else response.status
+    poll(visits, 12)
+    assert host.post("/api/counter/visits/delete").status == 202
+    poll(visits, 404)
+
+
+def test_cart_entity_and_checkout_orchestration(host: HostProcess) -> None:
+    json_body = {"Content-Type": "application/json"}
+    for item in ({"sku": "apple", "quantity": 4}, {"sku": "coffee", "quantity": 1},
+                 {"sku": "apple", "quantity": -1}, {"sku": "apple", "quantity": 2}):
+        assert host.post("/api/carts/c1/items", json.dumps(item), headers=json_body).status == 202
+    entity = "/runtime/webhooks/durabletask/entities/cart/c1"
+
+    def cart() -> Any:
+        response = host.get(entity)
+        return response.json() if response.status == 200 else response.status
+    poll(cart, {"apple": 6, "coffee": 1})  # the negative quantity failed and changed nothing
+    checkout = host.post("/api/carts/c1/checkout").json()
+    assert follow(checkout["statusQueryGetUri"])["output"] == {
+        "status": "paid", "items": {"apple": 6, "coffee": 1}, "total": 10.0}
+    poll(cart, 404)  # emptied once paid
+    poll(lambda: host.get("/api/counter/checkouts").json(), 1)
+    again = host.post("/api/carts/c1/checkout").json()
+    assert follow(again["statusQueryGetUri"])["output"] == {"status": "empty cart"}

@@ -5,6 +5,7 @@ Azurite. Each case takes a factory of fresh task hubs."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import uuid
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -19,8 +21,10 @@ from aiohttp.test_utils import TestServer
 from runtime.clock import VirtualClock
 from runtime.config import DurableTaskConfig
 from runtime.durable import history
+from runtime.durable.client import InstanceQuery
 from runtime.durable.history import EventType
 from runtime.durable.taskhub import TaskHub
+from runtime.errors import InvalidArgument
 from support.rig import durable_rig
 
 HubFactory = Callable[..., AbstractAsyncContextManager[TaskHub]]
@@ -397,4 +401,116 @@ async def versions_are_given_checked_and_seen_by_the_code(new_hub: HubFactory) -
 CASES += [
     call_http_returns_the_response_as_the_sdk_expects,
     versions_are_given_checked_and_seen_by_the_code,
+]
+
+
+# --- entities ---------------------------------------------------------------------------
+
+
+async def _entity_state(rig: Any, key: str, expected: str, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    state = None
+    while loop.time() < deadline:
+        state = await rig.client.read_entity_state("counter", key)
+        if state == expected:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"entity counter/{key} is {state!r}, not {expected!r}")
+
+
+async def entities_answer_calls_and_roll_failed_operations_back(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        instance_id = await rig.start("uses_counter", "k1")
+        status = await rig.wait(instance_id)
+        assert status["output"] == {"total": 15, "failure": "cannot do that at 15",
+                                    "after": 15}
+        assert await rig.client.read_entity_state("counter", "k1") == "15"
+        # The entity is an instance of the hub: @name@key, its state its input.
+        row = await hub.read_instance("@counter@k1")
+        assert row is not None
+        assert (row["Name"], row["RuntimeStatus"], row["CustomStatus"]) == (
+            "@counter@k1", "Running", '{"entityExists":true}')
+        assert await rig.history_kinds("@counter@k1") == [
+            "OrchestratorStarted", "ExecutionStarted", "OrchestratorCompleted"]
+        # Orchestration listings leave entities out.
+        listed, _ = await rig.client.list_instances(InstanceQuery())
+        assert [i["instanceId"] for i in listed] == [instance_id]
+        unknown = await rig.start("calls_unknown_entity")
+        assert (await rig.wait(unknown))["output"] == (
+            "Orchestrator function 'calls_unknown_entity' failed: The function 'nobody' "
+            "doesn't exist, is disabled, or is not an entity function. Additional info: The "
+            "following are the known entity functions: 'Counter'.")
+
+
+async def concurrent_signals_are_each_applied_once(new_hub: HubFactory) -> None:
+    async with new_hub() as hub:
+        config = DurableTaskConfig(hub_name=hub.hub_name, partition_count=hub.partition_count,
+                                   max_entity_operation_batch_size=7)
+        async with durable_rig(hub, config=config) as rig:
+            async def client(n: int) -> None:
+                for _ in range(20):
+                    await rig.client.signal_entity("Counter", "many", "add", '"1"')
+            await asyncio.gather(*(client(n) for n in range(10)))
+            await _entity_state(rig, "many", "200")
+            # Batches: fewer invocations than operations, none over the configured size.
+            assert rig.invoker.calls.count("counter_entity") < 200
+
+
+async def entity_errors_and_deletion(new_hub: HubFactory) -> None:
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        assert await rig.client.read_entity_state("counter", "none") is None
+        await rig.client.signal_entity("counter", "e", "add", '"2"')
+        await rig.client.signal_entity("counter", "e", "unserialisable", None)
+        await rig.client.signal_entity("counter", "e", "add", '"3"')
+        await _entity_state(rig, "e", "5")  # the failing operation changed nothing
+        listed, _ = await rig.client.list_entities("counter", fetch_state=True, top=10,
+                                                   continuation=None)
+        assert [(i["entityId"], i["state"]) for i in listed] == [
+            ({"name": "counter", "key": "e"}, 5)]
+        await rig.client.signal_entity("counter", "e", "delete", None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while await rig.client.read_entity_state("counter", "e") is not None:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        listed, _ = await rig.client.list_entities(None, fetch_state=False, top=10,
+                                                   continuation=None)
+        assert listed == []
+        try:
+            await rig.client.signal_entity("nobody", "x", "add", None)
+        except InvalidArgument as exc:
+            assert str(exc).startswith("The function 'nobody' doesn't exist")
+        else:
+            raise AssertionError("a signal to an unknown entity was accepted")
+
+
+async def lock_requests_are_refused_by_name(new_hub: HubFactory) -> None:
+    """SDK 1.x has no critical sections; a lock request (an "op" message with no operation
+    and a lock set, as other SDKs send) is answered with an error that says so."""
+    async with new_hub() as hub, durable_rig(hub) as rig:
+        waiting = await rig.start("waits_for_event")
+        await rig.wait(waiting, statuses=("Running",))
+        row = await hub.read_instance(waiting)
+        assert row is not None
+        # The orchestration waits for "Approval": the lock's answer is named after its id.
+        lock = json.dumps({"op": None, "id": "Approval", "parent": waiting,
+                           "parentExecution": row["ExecutionId"],
+                           "lockset": [{"name": "counter", "key": "l"}], "pos": 0})
+        await hub.send_to_instance("@counter@l", None, history.event_raised(
+            "op", lock, rig.clock.now()))
+        status = await rig.wait(waiting)
+        answer = ast.literal_eval(status["output"][len("Hello "):-1])  # hello(str(dict))
+        assert answer == {"result": json.dumps(
+            "Critical sections (entity locks) are not available: azure-functions-durable "
+            "1.x has no lock API, so funclocal runs no lock requests."),
+            "exceptionType": "Error"}
+        assert await rig.client.read_entity_state("counter", "l") is None
+
+
+CASES += [
+    lock_requests_are_refused_by_name,
+    entities_answer_calls_and_roll_failed_operations_back,
+    concurrent_signals_are_each_applied_once,
+    entity_errors_and_deletion,
 ]

@@ -397,7 +397,7 @@ def test_activity_names_match_without_case() -> None:
 
 
 @pytest.mark.parametrize(("action", "label"), [
-    ({"actionType": 9, "instanceId": "@c@k", "operation": "add"}, "SignalEntity"),
+    ({"actionType": 10, "instanceId": "@c@k", "operation": "add"}, "ScheduledSignalEntity"),
     ({"actionType": 42}, "unknown"),
 ])
 def test_unsupported_actions_fail_with_their_name(action: dict[str, Any], label: str) -> None:

@@ -362,3 +362,25 @@ def test_a_renamed_sub_orchestration_is_nondeterministic() -> None:
     result = engine.apply_state(episode, state, known, NOW)
     assert "but the current orchestration replay instead scheduled a sub-orchestration task " \
            "with name Other at this sequence number." in json.loads(result.output_text or "")
+
+
+# --- entity signals at the end --------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [
+    {"isDone": True, "output": "paid"},
+    {"isDone": False, "error": "boom"},
+])
+def test_signals_sent_by_the_last_episode_are_recorded_and_sent(state: dict[str, Any]) -> None:
+    """The extension replays every action before it completes or fails the instance, so
+    a signal in the finishing episode still reaches the entity."""
+    signal = {"actionType": 9, "instanceId": "@cart@c1", "operation": "empty",
+              "input": None}
+    known = KnownFunctions.of(entities=["cart"])
+    result = engine.apply_state(first_episode(), {**state, "actions": [[signal]]}, known, NOW)
+    assert kinds(result.new_events)[-3:] == [
+        "EventSent", "ExecutionCompleted", "OrchestratorCompleted"]
+    [message] = result.outgoing
+    assert (message.target_instance_id, message.event["Name"]) == ("@cart@c1", "op")
+    assert json.loads(message.event["Input"])["op"] == "empty"
+    assert result.runtime_status == ("Completed" if state["isDone"] else "Failed")

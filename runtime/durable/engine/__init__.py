@@ -11,7 +11,7 @@
 The dispatcher's workers call these; the unit tests drive them with the real SDK.
 """
 
-from runtime.durable.engine import activity, suspension, versioning, wording
+from runtime.durable.engine import activity, entities, suspension, versioning, wording
 from runtime.durable.engine.actions import ACTION_NAMES, HANDLERS
 from runtime.durable.engine.context import (
     CONTEXT_SETTINGS,
@@ -47,7 +47,7 @@ from runtime.durable.engine.wording import unknown_activity_message
 __all__ = [
     "ACTION_NAMES", "CONTEXT_SETTINGS", "HANDLERS", "HTTP_ACTIVITY", "OUT_OF_PROC_DATA",
     "Continuation", "Episode", "EpisodeResult", "KnownFunctions", "OutgoingMessage",
-    "Rejected", "RuntimeStatus", "activity", "apply_state", "build_context", "fail",
+    "Rejected", "RuntimeStatus", "activity", "entities", "apply_state", "build_context", "fail",
     "final_event", "final_output", "final_status", "hold", "instance_fields", "is_stale",
     "next_event_id", "next_generation", "parse_sdk_result", "plan_episode", "reject_start",
     "instance_version", "suspension", "terminate", "unknown_activity_message", "versioning",

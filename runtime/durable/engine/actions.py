@@ -20,13 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 from runtime.durable import history
-from runtime.durable.engine import wording
+from runtime.durable.engine import entities, wording
 from runtime.durable.engine.context import dumps
 from runtime.durable.engine.specs import (
     HTTP_ACTIVITY,
     ActivitySpec,
     CompoundSpec,
     ContinueAsNewSpec,
+    EntitySpec,
     ExternalEventSpec,
     HttpSpec,
     Rejected,
@@ -153,6 +154,17 @@ def _continue_as_new(action: Mapping[str, Any], parser: Parser) -> Spec:
     return ContinueAsNewSpec(action, _orchestration_input(action.get("input")))
 
 
+def _entity(action: Mapping[str, Any], parser: Parser) -> Spec:
+    """call_entity (7) and signal_entity (9): the operation's input is the SDK's JSON
+    text, serialised once more as the extension's SetInput does."""
+    entity_id = action.get("instanceId")
+    if not isinstance(entity_id, str) or not entity_id.startswith("@"):
+        raise ProtocolError(f"An entity action has no entity instanceId: {dict(action)!r:.200}")
+    return EntitySpec(action, entity_id, str(action.get("operation") or ""),
+                      entities.operation_input(action.get("input")),
+                      action.get("actionType") == SIGNAL_ENTITY)
+
+
 def _call_http(action: Mapping[str, Any], parser: Parser) -> Spec:
     request = action.get("httpRequest")
     if not isinstance(request, dict) or not request.get("uri"):
@@ -170,6 +182,8 @@ HANDLERS: dict[int, Handler] = {
     CREATE_TIMER: _create_timer,
     WAIT_FOR_EXTERNAL_EVENT: _wait_for_event,
     CALL_HTTP: _call_http,
+    CALL_ENTITY: _entity,
+    SIGNAL_ENTITY: _entity,
     WHEN_ANY: _compound,
     WHEN_ALL: _compound,
 }

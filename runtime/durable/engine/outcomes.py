@@ -25,7 +25,7 @@ from runtime.durable.engine.model import (
     RuntimeStatus,
 )
 from runtime.durable.engine.planning import find
-from runtime.durable.engine.replay import replay, target_of
+from runtime.durable.engine.replay import ReplayOutcome, replay, target_of
 from runtime.durable.engine.specs import Rejected
 from runtime.durable.engine.suspension import is_suspended, last_marker
 from runtime.durable.history import EventType, OrchestrationStatus
@@ -64,8 +64,11 @@ def apply_state(episode: Episode, state: Mapping[str, Any],
         return EpisodeResult(
             episode.new_events + found.scheduled + [history.orchestrator_completed(now)],
             found.outgoing, status, None, custom_status)
+    # What the last episode scheduled without waiting for it (signals, mostly) is still
+    # recorded and sent: the extension replays every action before it completes or fails
+    # the instance, and DTFx sends the messages of a finishing execution.
     if error:
-        return _fail(episode, str(error), now, custom_status, found.next_id)
+        return _fail(episode, str(error), now, custom_status, found.next_id, found)
     if found.continue_as_new is not None:
         # The next generation starts in the same work item (DTFx's dispatcher loop); this
         # generation's events are not kept, its messages are sent.
@@ -77,7 +80,7 @@ def apply_state(episode: Episode, state: Mapping[str, Any],
             Continuation(found.continue_as_new, found.carried))
     output_text = dumps(state["output"]) if state.get("output") is not None else None
     return _finish(episode, OrchestrationStatus.Completed, output_text, now, custom_status,
-                   found.next_id)
+                   found.next_id, found)
 
 
 def hold(episode: Episode, now: datetime) -> EpisodeResult | None:
@@ -124,12 +127,12 @@ def fail(episode: Episode, message: str, now: datetime) -> EpisodeResult:
 
 
 def _fail(episode: Episode, message: str, now: datetime, custom_status: str | None,
-          event_id: int) -> EpisodeResult:
+          event_id: int, found: ReplayOutcome | None = None) -> EpisodeResult:
     # DTFx's FailOrchestration stores the message as the result; it is kept as JSON text
     # here like every other output, which the status API shows as the same string.
     output_text = dumps(wording.orchestrator_failed(episode.orchestrator_name, message))
     return _finish(episode, OrchestrationStatus.Failed, output_text, now, custom_status,
-                   event_id)
+                   event_id, found)
 
 
 _FINAL: dict[OrchestrationStatus, RuntimeStatus] = {
@@ -140,15 +143,20 @@ _FINAL: dict[OrchestrationStatus, RuntimeStatus] = {
 
 
 def _finish(episode: Episode, status: OrchestrationStatus, output_text: str | None,
-            now: datetime, custom_status: str | None, event_id: int) -> EpisodeResult:
-    """End the execution: ExecutionCompleted, then OrchestratorCompleted (DTFx's order),
-    and tell a parent orchestration how its child ended."""
+            now: datetime, custom_status: str | None, event_id: int,
+            found: ReplayOutcome | None = None) -> EpisodeResult:
+    """End the execution: what the episode scheduled, ExecutionCompleted, then
+    OrchestratorCompleted (DTFx's order); send what it scheduled and tell a parent
+    orchestration how its child ended."""
     reply = _parent_reply(episode, status, output_text, now)
+    scheduled = found.scheduled if found is not None else []
+    outgoing = list(found.outgoing) if found is not None else []
     return EpisodeResult(
-        episode.new_events + [
+        episode.new_events + scheduled + [
             history.execution_completed(status, output_text, now, event_id=event_id),
             history.orchestrator_completed(now)],
-        [reply] if reply is not None else [], _FINAL[status], output_text, custom_status)
+        outgoing + ([reply] if reply is not None else []), _FINAL[status], output_text,
+        custom_status)
 
 
 def _parent_reply(episode: Episode, status: OrchestrationStatus, output_text: str | None,

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.durable import history
+from runtime.durable.engine import entities
 from runtime.durable.engine.model import Episode
 from runtime.durable.history import EventType
 
@@ -88,6 +89,23 @@ def is_stale(event: Mapping[str, Any], message_execution_id: str | None,
     return event.get("EventType") != EventType.ExecutionStarted
 
 
+def _entity_calls(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """The request ids of the entity calls in `events`, and those already answered."""
+    sent: set[str] = set()
+    answered: set[str] = set()
+    for event in events:
+        kind = event.get("EventType")
+        if kind == EventType.EventSent:
+            request = entities.parse_request(0, {"EventType": EventType.EventRaised,
+                                                 "Name": entities.OPERATION_EVENT,
+                                                 "Input": event.get("Input")})
+            if request is not None:
+                sent.add(request.request_id)
+        elif kind == EventType.EventRaised and entities.is_response(event):
+            answered.add(str(event.get("Name")))
+    return sent, answered
+
+
 def instance_version(episode: Episode) -> str:
     """The version the instance was started with (its ExecutionStarted's Version)."""
     start = find(episode.all_events, EventType.ExecutionStarted) or {}
@@ -120,6 +138,7 @@ def plan_episode(instance_id: str, past_events: list[dict[str, Any]],
     deferred: list[int] = []
     refused: list[dict[str, Any]] = []
     terminated_reason: str | None = None
+    calls: tuple[set[str], set[str]] | None = None  # entity request ids sent, answered
 
     for index, event in enumerate(incoming):
         kind = history.event_type(event)
@@ -154,6 +173,18 @@ def plan_episode(instance_id: str, past_events: list[dict[str, Any]],
                 discarded.append(index)
             else:
                 ledger.completed.add((scheduled_kind, task_id))
+                appended.append(_as_new(event, now))
+            continue
+        if kind == EventType.EventRaised and entities.is_response(event):
+            # An entity's answer: once only, and only after the call is in history.
+            calls = calls if calls is not None else _entity_calls(past + appended)
+            name = str(event.get("Name"))
+            if name in calls[1]:
+                discarded.append(index)
+            elif name not in calls[0]:
+                deferred.append(index)
+            else:
+                calls[1].add(name)
                 appended.append(_as_new(event, now))
             continue
         if kind == EventType.ExecutionTerminated and terminated_reason is None:

@@ -17,18 +17,20 @@ message. History is walked in the order the orchestrator sees it (`suspension.py
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from runtime.durable import history
-from runtime.durable.engine import determinism
+from runtime.durable.engine import determinism, entities
 from runtime.durable.engine.model import Episode, OutgoingMessage
 from runtime.durable.engine.planning import COMPLETIONS, SCHEDULING, find
 from runtime.durable.engine.specs import (
     CompoundSpec,
     ContinueAsNewSpec,
+    EntitySpec,
     ExternalEventSpec,
     Rejected,
     RetrySpec,
@@ -210,6 +212,9 @@ class Replay:
         self.early: dict[int, dict[str, Any]] = {}  # completions seen before their task
         self.waiters: dict[str, list[Waiter]] = {}
         self.raised: dict[str, dict[str, Any]] = {}  # events no one waited for yet
+        self.calls: dict[str, Atomic] = {}  # entity calls by request id, awaiting answers
+        self.early_answers: dict[str, dict[str, Any]] = {}
+        self.last_sent: dict[str, datetime] = {}  # per entity: the last request's time
         self.outcome = ReplayOutcome()
 
     # -- the walk --------------------------------------------------------------------
@@ -288,7 +293,10 @@ class Replay:
             problem = determinism.mismatch(recorded, spec, task_id)
             if problem is not None:
                 raise Rejected(problem)
-        else:
+        if isinstance(spec, EntitySpec):
+            self._entity_request(spec, node, recorded)
+            return node
+        if recorded is None:
             event, message = spec.schedule(task_id, self.target, self.now)
             if event is not None:
                 self.outcome.scheduled.append(event)
@@ -300,6 +308,46 @@ class Replay:
         if early is not None:
             self._complete(task_id, early)
         return node
+
+    def _entity_request(self, spec: EntitySpec, node: Atomic,
+                        recorded: dict[str, Any] | None) -> None:
+        """An entity call or signal: its request id and time come from history when it is
+        recorded, else it is scheduled now; a call then waits for the answer named after
+        the request id, a signal is done at once."""
+        last = self.last_sent.get(spec.entity_id)
+        if recorded is not None:
+            request = entities.parse_request(0, {"EventType": EventType.EventRaised,
+                                                 "Name": entities.OPERATION_EVENT,
+                                                 "Input": recorded.get("Input")})
+            request_id = request.request_id if request else str(node.task_id)
+            stamp = request.timestamp if request else None
+        else:
+            stamp = entities.next_timestamp(self.now, last)
+            event, message = spec.schedule_at(node.task_id, self.target, self.now, stamp, last)
+            assert event is not None and message is not None
+            self.outcome.scheduled.append(event)
+            self.outcome.outgoing.append(message)
+            request = entities.parse_request(0, message.event)
+            request_id = request.request_id if request else ""
+        if stamp is not None:
+            self.last_sent[spec.entity_id] = stamp
+        if spec.signal:
+            node.finish(failed=False)
+            return
+        self.open[node.task_id] = node
+        self.calls[request_id] = node
+        answer = self.early_answers.pop(request_id, None)
+        if answer is not None:
+            self._answer(request_id, answer)
+
+    def _answer(self, request_id: str, event: Mapping[str, Any]) -> None:
+        node = self.calls.pop(request_id)
+        self.open.pop(node.task_id, None)
+        try:
+            failed = "exceptionType" in json.loads(str(event.get("Input") or "{}"))
+        except ValueError:
+            failed = False
+        node.finish(failed=failed)
 
     def _wait(self, spec: ExternalEventSpec, parent: Node | None) -> Waiter:
         node = Waiter(self, parent)
@@ -323,6 +371,12 @@ class Replay:
 
     def _raise(self, event: Mapping[str, Any]) -> None:
         name = str(event.get("Name") or "")
+        if name in self.calls:
+            self._answer(name, event)
+            return
+        if entities.is_response(event):
+            self.early_answers[name] = dict(event)  # its call starts later in the walk
+            return
         waiting = self.waiters.get(name)
         if waiting:
             waiting.pop().finish(failed=False)  # the SDK resolves the latest waiter

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from runtime.durable import history
-from runtime.durable.engine import wording
+from runtime.durable.engine import entities, wording
 from runtime.durable.engine.model import KnownFunctions, OutgoingMessage
 from runtime.durable.history import EventType
 
@@ -209,6 +209,51 @@ class RetrySpec(Spec):
 
 
 @dataclass(frozen=True)
+class EntitySpec(Spec):
+    """call_entity (a request the entity answers) or signal_entity (fire and forget): an
+    EventSent in the caller's history and an "op" message to the entity, as the
+    extension's CallDurableTaskFunctionAsync sends them."""
+
+    entity_id: str = ""  # @name@key
+    operation: str = ""
+    input_text: str | None = None
+    signal: bool = False
+    takes_id: ClassVar[bool] = True
+    recorded_as: ClassVar[EventType | None] = EventType.EventSent
+    dtfx_action: ClassVar[str] = "SendEventOrchestratorAction"
+
+    @property
+    def name(self) -> str | None:
+        return entities.OPERATION_EVENT
+
+    def check(self, known: KnownFunctions, target: Target) -> None:
+        try:
+            entity, _ = entities.parse_scheduler_id(self.entity_id)
+        except entities.InvalidEntityId as exc:
+            raise Rejected(str(exc)) from None
+        if not known.has("entities", entity):
+            raise Rejected(wording.unknown_function(entity, "entity", known.entities))
+
+    def schedule(self, task_id: int, target: Target,
+                 now: datetime) -> tuple[dict[str, Any] | None, OutgoingMessage | None]:
+        return self.schedule_at(task_id, target, now, now, None)
+
+    def schedule_at(self, task_id: int, target: Target, now: datetime, timestamp: datetime,
+                    predecessor: datetime | None
+                    ) -> tuple[dict[str, Any] | None, OutgoingMessage | None]:
+        """Schedule with the message's time (strictly increasing per entity)."""
+        request_id = entities.request_id_for(target.instance_id, target.execution_id, task_id)
+        text = entities.request_json(self.operation, self.input_text, request_id,
+                                     signal=self.signal, parent=target.instance_id,
+                                     parent_execution=target.execution_id,
+                                     timestamp=timestamp, predecessor=predecessor)
+        return (history.event_sent(task_id, self.entity_id, entities.OPERATION_EVENT, text,
+                                   now),
+                OutgoingMessage("orchestration", self.entity_id, None,
+                                history.event_raised(entities.OPERATION_EVENT, text, now)))
+
+
+@dataclass(frozen=True)
 class ContinueAsNewSpec(Spec):
     """continue_as_new: fire and forget; it takes a sequence number in the SDK but
     schedules nothing (the execution ends with the new input)."""
@@ -222,5 +267,5 @@ class ContinueAsNewSpec(Spec):
 
 
 __all__ = ["HTTP_ACTIVITY", "ActivitySpec", "CompoundSpec", "ContinueAsNewSpec",
-           "ExternalEventSpec", "HttpSpec", "Rejected", "RetrySpec", "Spec",
+           "EntitySpec", "ExternalEventSpec", "HttpSpec", "Rejected", "RetrySpec", "Spec",
            "SubOrchestrationSpec", "Target", "TimerSpec"]

@@ -188,10 +188,12 @@ class AzureTaskHub(TaskHub):
                               statuses: Collection[str] | None = None,
                               prefix: str | None = None, top: int | None = None,
                               continuation: str | None = None,
+                              exclude_entities: bool = False,
                               ) -> tuple[list[dict[str, Any]], str | None]:
         return await self.instances.query(created_from=created_from, created_to=created_to,
                                           statuses=statuses, prefix=prefix, top=top,
-                                          continuation=continuation)
+                                          continuation=continuation,
+                                          exclude_entities=exclude_entities)
 
     async def purge_instance(self, instance_id: str) -> bool:
         pk = nm.sanitize_key(instance_id)

@@ -96,8 +96,12 @@ class InstanceTable:
 
     async def query(self, *, created_from: datetime | None, created_to: datetime | None,
                     statuses: Collection[str] | None, prefix: str | None, top: int | None,
-                    continuation: str | None) -> tuple[list[dict[str, Any]], str | None]:
+                    continuation: str | None, exclude_entities: bool = False,
+                    ) -> tuple[list[dict[str, Any]], str | None]:
         clauses = ["RowKey eq ''"]
+        if exclude_entities:
+            # Entities are the ids starting with "@" (as the extension's query excludes them).
+            clauses.append("( PartitionKey lt '@' or PartitionKey ge 'A' )")
         params: dict[str, Any] = {}
         if created_from is not None:
             clauses.append("CreatedTime ge @created_from")

@@ -175,9 +175,11 @@ class TaskHub(ABC):
                               statuses: Collection[str] | None = None,
                               prefix: str | None = None, top: int | None = None,
                               continuation: str | None = None,
+                              exclude_entities: bool = False,
                               ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of instance records (all of them when `top` is None) and the
-        continuation token of the next page."""
+        continuation token of the next page; `exclude_entities` leaves out the
+        `@name@key` instances of durable entities."""
 
     @abstractmethod
     async def purge_instance(self, instance_id: str) -> bool:

@@ -248,6 +248,7 @@ class MemoryTaskHub(TaskHub):
                               statuses: Collection[str] | None = None,
                               prefix: str | None = None, top: int | None = None,
                               continuation: str | None = None,
+                              exclude_entities: bool = False,
                               ) -> tuple[list[dict[str, Any]], str | None]:
         low, high = nm.key_prefix_range(nm.sanitize_key(prefix)) if prefix else ("", None)
         wanted = set(statuses or ())
@@ -262,6 +263,8 @@ class MemoryTaskHub(TaskHub):
             if wanted and record.get("RuntimeStatus") not in wanted:
                 continue
             if pk < low or (high is not None and pk >= high):
+                continue
+            if exclude_entities and pk.startswith("@"):
                 continue
             matches.append(pk)
         # Like the table service's token, the next page starts at a key, so rows deleted

@@ -200,6 +200,47 @@ def versioned(context: df.DurableOrchestrationContext):
     return context.version
 
 
+# -- entities ---------------------------------------------------------------------------
+
+@app.entity_trigger(context_name="context", entity_name="Counter")
+def counter_entity(context: df.DurableEntityContext):
+    current = context.get_state(lambda: 0)
+    operation = context.operation_name
+    if operation == "add":
+        context.set_state(current + context.get_input())
+    elif operation == "get":
+        context.set_result(current)
+    elif operation == "reset":
+        context.set_state(0)
+    elif operation == "delete":
+        context.destruct_on_exit()
+    elif operation == "fail":
+        context.set_state(current + 1000)  # rolled back: the operation raises
+        raise ValueError(f"cannot do that at {current}")
+    elif operation == "unserialisable":
+        context.set_state({1, 2, 3})
+
+
+@app.orchestration_trigger(context_name="context")
+def uses_counter(context: df.DurableOrchestrationContext):
+    entity = df.EntityId("counter", context.get_input())
+    context.signal_entity(entity, "add", 5)
+    context.signal_entity(entity, "add", 10)
+    total = yield context.call_entity(entity, "get")
+    try:
+        yield context.call_entity(entity, "fail")
+    except Exception as error:
+        failure = str(error)
+    after = yield context.call_entity(entity, "get")
+    return {"total": total, "failure": failure, "after": after}
+
+
+@app.orchestration_trigger(context_name="context")
+def calls_unknown_entity(context: df.DurableOrchestrationContext):
+    yield context.call_entity(df.EntityId("nobody", "k"), "get")
+    return "not reached"
+
+
 @app.activity_trigger(input_name="args")
 def flaky(args: list) -> str:
     key, failures = args
