@@ -8,14 +8,19 @@ see the README, Performance.)
 Shapes (bench/shapes.py): (a) one hello-cities orchestration (3 sequential activities),
 start request to Completed; (c) 200 hello-cities started at once, completed per second;
 (b) a chain of 100 sequential activities; fan-out/fan-in of 100 and (d) of 1,000
-activities; and for funclocal (e) the storage requests per activity by operation, the
-host's, workers' and Azurite's CPU seconds and the host's peak RSS.
+activities; a chain of 100 activities that each fail twice and succeed on the third
+attempt, retried 100 ms apart (retry100); fan-out/fan-in of 100 sub-orchestrations of one
+activity each (suborch100); 1,000 continue-as-new generations of one activity each
+(can1000), whose goal is to be no slower than the Temporal dev server; and for funclocal
+(e) the storage requests per activity by operation, the host's, workers' and Azurite's
+CPU seconds and the host's peak RSS.
 
 funclocal runs first, then each peer in its own process (bench/peers/), one at a time.
 With --baseline REV, funclocal also runs on revision REV, checked out in a temporary git
 worktree (its own runtime package and bench app), its measured runs interleaved with the
 current checkout's, shape by shape (bench/baseline.py); the report then compares the two
-and names every shape more than 5 % slower than on REV.
+and names every shape more than 5 % slower than on REV. A shape whose orchestrators REV's
+bench app lacks is "not run" on REV.
 The table goes to stdout and bench/results/latest.md; all figures to
 bench/results/<timestamp>.json.
 """
@@ -43,7 +48,7 @@ from bench.report import machine_info, render  # noqa: E402
 from bench.shapes import Shape, full_shapes, smoke_shapes  # noqa: E402
 
 PEERS = {"temporal": "temporal", "dbos": "dbos_sqlite"}  # name -> bench.peers module
-PEER_TIMEOUT = 1800.0
+PEER_TIMEOUT = 3600.0
 RESULTS = REPO / "bench" / "results"
 
 
@@ -91,7 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peers", default=",".join(PEERS),
                         help=f"comma-separated subset of {', '.join(PEERS)}")
     parser.add_argument("--only", default="",
-                        help="comma-separated shape keys (hello, burst200, chain100, ...)")
+                        help="comma-separated shape keys (hello, burst200, chain100, fanout100, "
+                             "fanout1000, retry100, suborch100, can1000; with --smoke: "
+                             "hello, burst5, chain3, fanout5, retry1, suborch5, can5)")
     parser.add_argument("--poll", type=float, default=0.02,
                         help="seconds between funclocal status polls, single instance")
     parser.add_argument("--long-poll", type=float, default=0.05,

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from bench.procstat import cpu_seconds, peak_rss_mb, total_cpu
-from bench.shapes import BURST, CHAIN, FANOUT, LATENCY, Shape
+from bench.shapes import BURST, CHAIN, CONTINUE, FANOUT, LATENCY, RETRY, SUBORCH, Shape
 from runtime import __version__
 from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
 from runtime.storage.stats import STATS_ENV
@@ -41,9 +41,15 @@ REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "bench" / "apps" / "durable_bench"
 WEBHOOK = "/runtime/webhooks/durabletask"
 ORCHESTRATOR = {LATENCY: "hello_cities", BURST: "hello_cities", CHAIN: "chain",
-                FANOUT: "fan_out"}
+                FANOUT: "fan_out", RETRY: "retry_chain", SUBORCH: "sub_orchestrations",
+                CONTINUE: "generations"}
+# The functions each shape needs in the bench app beyond hello_cities (a baseline
+# revision's app may predate some: those shapes are not run on it).
+NEEDS = {RETRY: ("retry_chain", "flaky_step"), SUBORCH: ("sub_orchestrations", "one_step"),
+         CONTINUE: ("generations",)}
 TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 CALIBRATION_POLLS = 10
+RETRY_ALLOWANCE = 30.0  # a retry may take this many times its interval before a run fails
 START_TIMEOUT = 60.0
 
 
@@ -167,11 +173,12 @@ class Client:
                 raise BenchError(f"status of {instance_id} answered {response.status}")
             return dict(await response.json())
 
-    async def wait_all(self, instance_ids: list[str], timeout: float) -> None:
+    async def wait_all(self, instance_ids: list[str], timeout: float) -> dict[str, Any]:
         """Poll the oldest unfinished instance until each one is done: one request per
-        instance plus one per poll interval, whatever the count."""
+        instance plus one per poll interval, whatever the count. The outputs by id."""
         deadline = time.monotonic() + timeout
         pending = list(instance_ids)
+        outputs: dict[str, Any] = {}
         while pending:
             status = await self.status(pending[0])
             state = status.get("runtimeStatus")
@@ -179,11 +186,12 @@ class Client:
                 if state != "Completed":
                     raise BenchError(f"instance {pending[0]} ended {state}: "
                                      f"{str(status.get('output'))[:300]}")
-                pending.pop(0)
+                outputs[pending.pop(0)] = status.get("output")
                 continue
             if time.monotonic() > deadline:
                 raise BenchError(f"{len(pending)} instance(s) not done after {timeout:g} s")
             await asyncio.sleep(self.poll)
+        return outputs
 
     async def server_span(self, instance_ids: list[str]) -> float | None:
         """From the first ExecutionStarted to the last ExecutionCompleted, by the
@@ -218,7 +226,7 @@ def _parse_time(stamp: str) -> datetime:
 async def _one_run(shape: Shape, client: Client) -> tuple[float, list[str]]:
     """Start the shape's instance(s) and wait until all are Completed: the wall time."""
     name = ORCHESTRATOR[shape.kind]
-    timeout = 120.0 + shape.activities * 0.5
+    timeout = 120.0 + shape.activities * 0.5 + shape.backoff_s * RETRY_ALLOWANCE
     started = time.perf_counter()
     if shape.kind == BURST:
         ids = list(await asyncio.gather(*(client.start(name) for _ in range(shape.size))))
@@ -226,8 +234,12 @@ async def _one_run(shape: Shape, client: Client) -> tuple[float, list[str]]:
         ids = [await client.start(name)]
     else:
         ids = [await client.start(name, shape.size)]
-    await client.wait_all(ids, timeout)
-    return time.perf_counter() - started, ids
+    outputs = await client.wait_all(ids, timeout)
+    wall = time.perf_counter() - started
+    expected = shape.expected_result()
+    if expected is not None and outputs[ids[0]] != expected:
+        raise BenchError(f"{name} returned {outputs[ids[0]]!r}, not {expected!r}")
+    return wall, ids
 
 
 class FunclocalSide:
@@ -249,6 +261,20 @@ class FunclocalSide:
         self.revision = revision
         # A baseline may predate the host's storage counter: its counts are then empty.
         self.counts_required = revision is None
+
+    def missing(self, shape: Shape) -> str | None:
+        """Why this side cannot run `shape`, or None: a baseline revision's bench app (or,
+        when it has none, its runtime) may predate the shape's orchestrators."""
+        needs = NEEDS.get(shape.kind, ())
+        if self.revision is None or not needs:
+            return None
+        if not self.app.is_relative_to(self.root):
+            return "the revision has no bench app, and its runtime predates this shape"
+        source = (self.app / "function_app.py").read_text(errors="replace")
+        absent = [name for name in needs if f"def {name}(" not in source]
+        if absent:
+            return f"its bench app has no {', '.join(absent)}"
+        return None
 
     @property
     def label(self) -> str:
@@ -350,8 +376,8 @@ class ShapeSession:
         await self.host.wait_running(session)
         warm = await client.start("hello_cities")
         await client.wait_all([warm], 120)
-        if self.shape.kind in (CHAIN, FANOUT):
-            warm = await client.start(ORCHESTRATOR[self.shape.kind], 2)
+        if self.shape.kind not in (LATENCY, BURST):
+            warm = await client.start(ORCHESTRATOR[self.shape.kind], min(2, self.shape.size))
             await client.wait_all([warm], 120)
         self.poll_cost = await self._poll_cost(warm)
 
@@ -369,7 +395,8 @@ class ShapeSession:
             status = await self.host.status(self.client.session)
             rss = peak_rss_mb(self.host.process.pid)
             worker_rss = [peak_rss_mb(pid) for pid in status.get("workerPids", [])]
-            for run in self.runs:
+            # A continued-as-new instance's history is its last generation's only.
+            for run in self.runs if self.shape.kind != CONTINUE else ():
                 run.server_s = await self.client.server_span(run.instance_ids)
         return _shape_result(self.shape, self.runs, self.poll_cost, rss,
                              max((r for r in worker_rss if r is not None), default=None),
@@ -402,14 +429,16 @@ class ShapeSession:
 
 async def run_sides(sides: list[FunclocalSide], shapes: list[Shape]) -> list[dict[str, Any]]:
     """Every shape on every side, one result per side (as FunclocalSide.describe, plus
-    `available` and either `shapes` or `reason`; `failed` when it broke).
+    `available` and either `shapes` or `reason`; `failed` when it broke; `skipped`, the
+    shapes a baseline revision cannot run, by key, with the reason).
 
     The sides are interleaved so that whatever drifts on the machine falls on each alike:
     for each shape every side gets its own fresh Azurite and host and its warm-up, then the
     measured runs alternate between the sides, and so does the side that goes first (A B,
     B A, A B, ... and the next shape starts with B). The host that waits between its runs
     is idle; its poll loops back off. A side that fails is reported with its reason and
-    left out of the remaining shapes; the others go on."""
+    left out of the remaining shapes; the others go on. A shape a side cannot run
+    (FunclocalSide.missing) is skipped on that side only."""
     described: dict[int, dict[str, Any]] = {i: side.describe() for i, side in enumerate(sides)}
     bin_dir = find_azurite_bin(REPO)
     if bin_dir is None:
@@ -427,8 +456,16 @@ async def run_sides(sides: list[FunclocalSide], shapes: list[Shape]) -> list[dic
         except BenchError as exc:
             fail(index, exc)
     figures: list[dict[str, Any]] = [{} for _ in sides]
+    skipped: list[dict[str, str]] = [{} for _ in sides]
     for number, shape in enumerate(shapes):
-        live = [i for i in range(len(sides)) if i not in failures]
+        live = []
+        for i in range(len(sides)):
+            reason = None if i in failures else sides[i].missing(shape)
+            if reason is not None:
+                log(f"{sides[i].label}: {shape.title}: not run, {reason}")
+                skipped[i][shape.key] = reason
+            elif i not in failures:
+                live.append(i)
         if number % 2:
             live.reverse()
         sessions: dict[int, ShapeSession] = {}
@@ -458,7 +495,8 @@ async def run_sides(sides: list[FunclocalSide], shapes: list[Shape]) -> list[dic
                 await session.close()
     return [{**described[i], "available": False, "failed": True,
              "reason": failures[i].splitlines()[0]} if i in failures
-            else {**described[i], "available": True, "shapes": figures[i]}
+            else {**described[i], "available": True, "shapes": figures[i],
+                  **({"skipped": skipped[i]} if skipped[i] else {})}
             for i in range(len(sides))]
 
 

@@ -6,7 +6,7 @@ import os
 import platform
 from typing import Any
 
-from bench.shapes import Shape
+from bench.shapes import RETRY, RETRY_ATTEMPTS, Shape
 
 PEER_TITLES = {"temporal": "Temporal dev server", "dbos": "DBOS / SQLite"}
 
@@ -60,6 +60,39 @@ def _ours(shape: Shape, ours: dict[str, Any], figure: float | None) -> str:
     return shape.show(figure) + (f"; host {shape.show_short(host)}" if host else "")
 
 
+def _theirs(shape: Shape, system: dict[str, Any], figure: float | None,
+            notes: list[str]) -> str:
+    """A peer's figure, with a numbered mark when the peer ran the shape differently
+    (its `note`, listed under the table)."""
+    if figure is None:
+        return "n/a"
+    note = system["shapes"][shape.key].get("note")
+    if not note:
+        return shape.show(figure)
+    text = f"{PEER_TITLES.get(system.get('name', ''), system.get('name'))}, {shape.key}: {note}"
+    if text not in notes:
+        notes.append(text)
+    return f"{shape.show(figure)} ({notes.index(text) + 1})"
+
+
+def _goal(shape: Shape, systems: dict[str, Any], mine: float | None, smoke: bool) -> str:
+    """The goal and whether it is met; a relative goal is checked against the peer's
+    figure in the same run."""
+    if not shape.goal_peer:
+        met = "" if mine is None or smoke else (
+            " (met)" if shape.meets_goal(mine) else " (NOT met)")
+        return shape.show_goal() + met
+    peer = shape.goal_peer
+    title = PEER_TITLES.get(peer, peer)
+    text = f"no slower than {title}" if shape.goal == 1 else \
+        f"≤ {shape.goal:g} × {title}"
+    if mine is None or smoke:
+        return text
+    verdict = shape.meets_goal(mine, _figure(systems.get(peer, {}), shape.key))
+    return text + {True: " (met)", False: " (NOT met)",
+                   None: f" (not checked: {title} not run)"}[verdict]
+
+
 def _figure(system: dict[str, Any], key: str) -> float | None:
     if not system.get("available"):
         return None
@@ -89,22 +122,26 @@ def render(results: dict[str, Any]) -> str:
         header += [PEER_TITLES[name], "ratio"]
     header.append("funclocal goal")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes: list[str] = []
     for shape in shapes:
         mine = _figure(ours, shape.key)
         row = [shape.title, _ours(shape, ours, mine)]
         for name in peers:
             theirs = _figure(systems[name], shape.key)
-            row += [shape.show(theirs) if theirs is not None else "n/a",
-                    _ratio(shape, mine, theirs)]
-        met = "" if mine is None or results["smoke"] else (
-            " (met)" if shape.meets_goal(mine) else " (NOT met)")
-        row.append(shape.show_goal() + met)
+            row += [_theirs(shape, systems[name], theirs, notes), _ratio(shape, mine, theirs)]
+        row.append(_goal(shape, systems, mine, results["smoke"]))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "ratio = funclocal's figure ÷ the peer's: below 1 is better for times, "
               "above 1 for rates. Every figure is wall time at the client, start request to "
               "result; for funclocal, \"host\" is the same figure by the host's history "
               "timestamps (first ExecutionStarted to last ExecutionCompleted), without the "
-              "HTTP round trips and the status polling interval."]
+              "HTTP round trips and the status polling interval (not for continue-as-new, "
+              "whose history is the last generation's)."]
+    if any(s.kind == RETRY for s in shapes):
+        lines.append("Retries: every system waits the same fixed interval before each "
+                     f"retry (no backoff growth) and makes {RETRY_ATTEMPTS} attempts at most; "
+                     "\"over the backoff\" is the figure less the time the retries must wait.")
+    lines += [f"({number}) {note}." for number, note in enumerate(notes, 1)]
     for name in peers:
         if not systems[name].get("available"):
             lines.append(f"{PEER_TITLES[name]}: not run — {systems[name].get('reason')}")
@@ -122,9 +159,10 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _with_host(shape: Shape, figure: float | None, server: float | None) -> str:
+def _with_host(shape: Shape, figure: float | None, server: float | None,
+               skipped: bool = False) -> str:
     if figure is None:
-        return "n/a"
+        return "not run" if skipped else "n/a"
     return shape.show(figure) + (f"; host {shape.show_short(server)}" if server else "")
 
 
@@ -164,6 +202,7 @@ def _comparison(results: dict[str, Any], shapes: list[Shape]) -> list[str]:
               "change", "run spread: baseline / current", "CPU s, all: baseline → current",
               "storage requests / activity: baseline → current"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    skipped: dict[str, str] = baseline.get("skipped") or {}
     for shape in shapes:
         row = comparison["shapes"].get(shape.key, {})
         slower = row.get("slower_by")
@@ -172,7 +211,8 @@ def _comparison(results: dict[str, Any], shapes: list[Shape]) -> list[str]:
             + (" — REGRESSED" if row.get("regressed") else ""))
         lines.append("| " + " | ".join([
             shape.title,
-            _with_host(shape, row.get("baseline"), row.get("baseline_server")),
+            _with_host(shape, row.get("baseline"), row.get("baseline_server"),
+                       shape.key in skipped),
             _with_host(shape, row.get("current"), row.get("current_server")),
             "—" if row.get("ratio") is None else f"{row['ratio']:.2f}",
             change,
@@ -199,7 +239,9 @@ def _comparison(results: dict[str, Any], shapes: list[Shape]) -> list[str]:
     elif comparison["compared"]:
         lines.append(f"No regression: no shape is more than {threshold} slower than {rev}.")
     if missing:
-        lines.append(f"Not compared (a side has no figure): {', '.join(missing)}.")
+        lines.append("Not compared (a side has no figure): " + ", ".join(
+            f"{key} (not run on {rev}: {skipped[key]})" if key in skipped else key
+            for key in missing) + ".")
     return lines
 
 
@@ -213,7 +255,9 @@ def _resources(shapes: list[Shape], ours: dict[str, Any], systems: dict[str, Any
              "\"all\" adds up the system's processes: funclocal's host, workers and Azurite "
              "(not the benchmark's HTTP client); the Temporal dev server and the process of "
              "its SDK worker and client; DBOS's one process. The storage counts leave out "
-             "the benchmark's own status polls.", "",
+             "the benchmark's own status polls."
+             + "".join(f" For {shape.key} a unit is one {shape.unit}, not one activity."
+                       for shape in shapes if shape.unit != "activity"), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for shape in shapes:
         data = ours["shapes"][shape.key]

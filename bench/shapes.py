@@ -9,27 +9,65 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 LATENCY, BURST, CHAIN, FANOUT = "latency", "burst", "chain", "fanout"
+RETRY, SUBORCH, CONTINUE = "retry", "suborch", "continue"
 HELLO_CITIES = ("Tokyo", "Seattle", "London")
+# RETRY: every activity call fails this many times, then succeeds; every system retries
+# after the same fixed interval (backoff coefficient 1), with this many attempts at most.
+RETRY_FAILURES = 2
+RETRY_INTERVAL_S = 0.1
+RETRY_ATTEMPTS = RETRY_FAILURES + 1
+# What one unit of a shape is, for the per-unit figures (storage requests).
+UNITS = {LATENCY: "activity", BURST: "activity", CHAIN: "activity", FANOUT: "activity",
+         RETRY: f"activity call ({RETRY_ATTEMPTS} attempts, {RETRY_FAILURES} retry delays)",
+         SUBORCH: "sub-orchestration (with its activity)",
+         CONTINUE: "generation (with its activity)"}
 
 
 @dataclass(frozen=True)
 class Shape:
     key: str
     kind: str  # LATENCY: one hello-cities; BURST: `size` hello-cities at once;
-    #            CHAIN: `size` sequential activities; FANOUT: `size` parallel activities
+    #            CHAIN: `size` sequential activities; FANOUT: `size` parallel activities;
+    #            RETRY: `size` sequential activities, each failing RETRY_FAILURES times
+    #            before it succeeds; SUBORCH: `size` sub-orchestrations (one activity
+    #            each) fanned out and in; CONTINUE: `size` continue-as-new generations
+    #            (one activity each)
     size: int
     runs: int  # measured runs (for LATENCY: instances, one after the other)
-    goal: float  # seconds, or instances/s for BURST
+    goal: float  # seconds, or instances/s for BURST; with goal_peer: the highest ratio
     title: str
+    goal_peer: str = ""  # the goal is relative: funclocal ÷ this peer ≤ goal
 
     @property
     def activities(self) -> int:
-        """Activities one run executes."""
+        """Units one run executes (see UNITS): activities, and for RETRY activity calls,
+        SUBORCH sub-orchestrations, CONTINUE generations."""
         if self.kind == LATENCY:
             return len(HELLO_CITIES)
         if self.kind == BURST:
             return len(HELLO_CITIES) * self.size
         return self.size
+
+    @property
+    def unit(self) -> str:
+        return UNITS.get(self.kind, "activity")
+
+    @property
+    def backoff_s(self) -> float:
+        """The time a RETRY run spends waiting between attempts at least."""
+        return self.size * RETRY_FAILURES * RETRY_INTERVAL_S if self.kind == RETRY else 0.0
+
+    def expected_result(self) -> int | None:
+        """What the workflow returns on every system, for the shapes whose result the
+        benchmark checks: RETRY the attempts made, SUBORCH the sum of the children's
+        activity results (n + 1), CONTINUE the last generation's number."""
+        if self.kind == RETRY:
+            return self.size * RETRY_ATTEMPTS
+        if self.kind == SUBORCH:
+            return self.size * (self.size + 1) // 2
+        if self.kind == CONTINUE:
+            return self.size
+        return None
 
     @property
     def higher_is_better(self) -> bool:
@@ -40,7 +78,13 @@ class Shape:
         middle = statistics.median(walls)
         return self.size / middle if self.kind == BURST else middle
 
-    def meets_goal(self, figure: float) -> bool:
+    def meets_goal(self, figure: float, peer: float | None = None) -> bool | None:
+        """Whether funclocal's figure meets the goal; for a relative goal, `peer` is the
+        goal peer's figure (None: not run, so not known)."""
+        if self.goal_peer:
+            if peer is None or peer <= 0:
+                return None
+            return figure / peer <= self.goal  # the relative goals are on times
         return figure >= self.goal if self.higher_is_better else figure <= self.goal
 
     def show(self, figure: float) -> str:
@@ -48,8 +92,10 @@ class Shape:
             return f"{figure * 1000:.0f} ms"
         if self.kind == BURST:
             return f"{figure:.1f}/s"
-        if self.kind == CHAIN:
+        if self.kind in (CHAIN, CONTINUE):
             return f"{figure:.2f} s ({self.size / figure:.0f}/s)"
+        if self.kind == RETRY:
+            return f"{figure:.2f} s ({figure - self.backoff_s:+.2f} s over the backoff)"
         return f"{figure:.2f} s"
 
     def show_short(self, figure: float) -> str:
@@ -60,6 +106,8 @@ class Shape:
         return f"{figure:.2f} s"
 
     def show_goal(self) -> str:
+        if self.goal_peer:
+            return f"≤ {self.goal:g} × {self.goal_peer}"
         if self.kind == BURST:
             return f"≥ {self.goal:g}/s"
         if self.kind == LATENCY:
@@ -74,7 +122,7 @@ class Shape:
     @staticmethod
     def from_json(data: dict[str, Any]) -> Shape:
         return Shape(data["key"], data["kind"], int(data["size"]), int(data["runs"]),
-                     float(data["goal"]), data["title"])
+                     float(data["goal"]), data["title"], str(data.get("goal_peer") or ""))
 
 
 def full_shapes(runs: int = 3, samples: int = 20) -> list[Shape]:
@@ -87,6 +135,26 @@ def full_shapes(runs: int = 3, samples: int = 20) -> list[Shape]:
         Shape("chain100", CHAIN, 100, runs, 2.0, "chain of 100 sequential activities"),
         Shape("fanout100", FANOUT, 100, runs, 1.0, "fan-out/fan-in of 100 activities"),
         Shape("fanout1000", FANOUT, 1000, runs, 10.0, "fan-out/fan-in of 1,000 activities"),
+        *orchestration_shapes(runs, 100, 100, 1000),
+    ]
+
+
+def orchestration_shapes(runs: int, retries: int, children: int,
+                         generations: int) -> list[Shape]:
+    """Retries, sub-orchestrations and continue-as-new; the goal: no slower than the
+    Temporal dev server."""
+    interval = f"{RETRY_INTERVAL_S * 1000:g} ms"
+    return [
+        Shape(f"retry{retries}", RETRY, retries, runs, 1.0,
+              f"chain of {retries:,} {'activity' if retries == 1 else 'activities'}, each "
+              f"failing {RETRY_FAILURES}× then succeeding (retries {interval} apart)",
+              "temporal"),
+        Shape(f"suborch{children}", SUBORCH, children, runs, 1.0,
+              f"fan-out/fan-in of {children:,} sub-orchestrations, one activity each",
+              "temporal"),
+        Shape(f"can{generations}", CONTINUE, generations, runs, 1.0,
+              f"{generations:,} continue-as-new generations, one activity each",
+              "temporal"),
     ]
 
 
@@ -97,4 +165,5 @@ def smoke_shapes() -> list[Shape]:
         Shape("burst5", BURST, 5, 1, 25.0, "5 hello-cities started at once"),
         Shape("chain3", CHAIN, 3, 1, 2.0, "chain of 3 sequential activities"),
         Shape("fanout5", FANOUT, 5, 1, 1.0, "fan-out/fan-in of 5 activities"),
+        *orchestration_shapes(1, 1, 5, 5),
     ]

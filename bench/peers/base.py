@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import statistics
 import sys
@@ -30,6 +31,18 @@ def unavailable(name: str, reason: str, **extra: Any) -> dict[str, Any]:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def planned_failures_unlogged(logger: logging.Logger) -> None:
+    """The retry shape's activities fail on purpose, hundreds of times a run: a peer's
+    warning for each (with its traceback) is left out of the output. funclocal writes its
+    own to the host's log file."""
+
+    def unplanned(record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or "as planned" not in str(error)
+
+    logger.addFilter(unplanned)
 
 
 def own_peak_rss_mb() -> float:

@@ -1,12 +1,20 @@
 """DBOS Transact on SQLite (WAL journal), in this process: workflows of steps, the
 fan-out as child workflows started with DBOS.start_workflow and awaited by the parent.
 
+The orchestration shapes: retries are the step's own (retries_allowed, the same fixed
+interval and attempts as the others; DBOS retries a step in the process that runs it,
+without a durable timer); sub-orchestrations are child workflows of one step each, started
+and awaited like the fan-out; DBOS has no continue-as-new (its workflows do not replay a
+growing history), so that shape is its closest equivalent, one workflow looping over the
+generations' steps, and says so in the table.
+
 Run by bench/durable.py: `python -m bench.peers.dbos_sqlite SPEC_JSON`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import sys
 import tempfile
@@ -14,10 +22,34 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.peers.base import emit, log, measure, own_peak_rss_mb, read_shapes, unavailable
-from bench.shapes import BURST, CHAIN, HELLO_CITIES, LATENCY, Shape
+from bench.peers.base import (
+    emit,
+    log,
+    measure,
+    own_peak_rss_mb,
+    planned_failures_unlogged,
+    read_shapes,
+    unavailable,
+)
+from bench.shapes import (
+    BURST,
+    CHAIN,
+    CONTINUE,
+    FANOUT,
+    HELLO_CITIES,
+    LATENCY,
+    RETRY,
+    RETRY_ATTEMPTS,
+    RETRY_FAILURES,
+    RETRY_INTERVAL_S,
+    SUBORCH,
+    Shape,
+)
 
 NAME = "dbos"
+NOTES = {CONTINUE: "no continue-as-new in DBOS: one workflow looping over the "
+                   "generations' steps (its closest equivalent)",
+         RETRY: "DBOS retries a step in process (a sleep), not through a durable timer"}
 
 
 def _version() -> str | None:
@@ -38,6 +70,21 @@ def _register(dbos_type: Any) -> dict[str, Any]:
     def step(n: int) -> int:
         return n + 1
 
+    attempts: dict[str, int] = {}  # attempts so far of each unfinished flaky_step call
+
+    @dbos_type.step(retries_allowed=True, interval_seconds=RETRY_INTERVAL_S,
+                    max_attempts=RETRY_ATTEMPTS, backoff_rate=1.0)
+    def flaky_step(workflow_id: str, n: int) -> int:
+        """Fails the first RETRY_FAILURES attempts of a call; returns the attempts it
+        took (as the funclocal bench app's)."""
+        key = f"{workflow_id}/{n}"
+        attempt = attempts.get(key, 0) + 1
+        if attempt <= RETRY_FAILURES:
+            attempts[key] = attempt
+            raise RuntimeError(f"step {n} fails on attempt {attempt}, as planned")
+        attempts.pop(key, None)
+        return attempt
+
     @dbos_type.workflow()
     def hello_cities() -> list[str]:
         return [say_hello(city) for city in HELLO_CITIES]
@@ -51,7 +98,29 @@ def _register(dbos_type: Any) -> dict[str, Any]:
         handles = [dbos_type.start_workflow(step, n) for n in range(count)]
         return sum(handle.get_result() for handle in handles)
 
-    return {"hello": hello_cities, "chain": chain, "fan_out": fan_out}
+    @dbos_type.workflow()
+    def retry_chain(count: int) -> int:
+        me = dbos_type.workflow_id
+        return sum(flaky_step(me, n) for n in range(count))
+
+    @dbos_type.workflow()
+    def one_step(n: int) -> int:
+        return step(n)
+
+    @dbos_type.workflow()
+    def sub_orchestrations(count: int) -> int:
+        handles = [dbos_type.start_workflow(one_step, n) for n in range(count)]
+        return sum(handle.get_result() for handle in handles)
+
+    @dbos_type.workflow()
+    def generations(count: int) -> int:
+        n = 0
+        while n < count:
+            n = step(n)
+        return n
+
+    return {"hello": hello_cities, CHAIN: chain, FANOUT: fan_out, RETRY: retry_chain,
+            SUBORCH: sub_orchestrations, CONTINUE: generations}
 
 
 def _one_run(dbos_type: Any, flows: dict[str, Any], shape: Shape) -> None:
@@ -61,10 +130,11 @@ def _one_run(dbos_type: Any, flows: dict[str, Any], shape: Shape) -> None:
         handles = [dbos_type.start_workflow(flows["hello"]) for _ in range(shape.size)]
         for handle in handles:
             handle.get_result()
-    elif shape.kind == CHAIN:
-        dbos_type.start_workflow(flows["chain"], shape.size).get_result()
     else:
-        dbos_type.start_workflow(flows["fan_out"], shape.size).get_result()
+        result = dbos_type.start_workflow(flows[shape.kind], shape.size).get_result()
+        expected = shape.expected_result()
+        if expected is not None and result != expected:
+            raise RuntimeError(f"{shape.key} returned {result!r}, not {expected!r}")
 
 
 async def run(shapes: list[Shape]) -> dict[str, Any]:
@@ -80,6 +150,7 @@ async def run(shapes: list[Shape]) -> dict[str, Any]:
         with sqlite3.connect(database) as connection:  # WAL sticks to the file
             connection.execute("PRAGMA journal_mode=WAL")
         flows = _register(DBOS)
+        planned_failures_unlogged(logging.getLogger("dbos"))
         DBOS(config={"name": "funclocal-bench", "system_database_url": f"sqlite:///{database}",
                      "log_level": "WARNING"})
         try:
@@ -92,6 +163,8 @@ async def run(shapes: list[Shape]) -> dict[str, Any]:
                     await asyncio.to_thread(_one_run, DBOS, flows, shape)
 
                 results[shape.key] = await measure(shape, once)
+                if shape.kind in NOTES:
+                    results[shape.key]["note"] = NOTES[shape.kind]
             return {**describe, "available": True, "shapes": results,
                     "client_peak_rss_mb": round(own_peak_rss_mb(), 1)}
         except Exception as exc:  # noqa: BLE001 - reported in the table, with the reason

