@@ -41,19 +41,19 @@ MAX_INSTANCE_ID = 256
 
 
 def validate_instance_id(instance_id: str) -> None:
-    if not instance_id or not instance_id.strip():
-        raise InvalidInstanceId("Instance ID must not be empty or whitespace.")
+    """DurableClient.StartNewAsync's checks, in its order and words. Its ArgumentException
+    constructor arguments are swapped in the source, so on .NET the message reads
+    `instanceId (Parameter '<rule>')`."""
+    if instance_id.startswith("@"):
+        raise InvalidInstanceId(
+            "instanceId (Parameter 'Orchestration instance ids must not start with @.')")
+    if any(char in "/\\?#" or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F
+           for char in instance_id):
+        raise InvalidInstanceId("instanceId (Parameter 'Orchestration instance ids must not "
+                                "contain /, \\, #, ?, or control characters.')")
     if len(instance_id) > MAX_INSTANCE_ID:
         raise InvalidInstanceId(
             f"Instance ID lengths must not exceed {MAX_INSTANCE_ID} characters.")
-    if instance_id.startswith("@"):
-        raise InvalidInstanceId(
-            f"Orchestration instance ids must not start with @. Instance ID: '{instance_id}'.")
-    for char in instance_id:
-        if char in "/\\?#" or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
-            raise InvalidInstanceId(
-                f"Instance ID '{instance_id}' contains invalid characters: an instance ID "
-                "must not contain '/', '\\', '?', '#' or control characters.")
 
 
 def new_instance_id() -> str:
@@ -133,7 +133,7 @@ class DurableClient:
         both are durable. `version` defaults to host.json's defaultVersion. Fails within
         START_DEADLINE if storage cannot be reached."""
         orchestrator = self.resolve_orchestrator(name)
-        instance_id = instance_id if instance_id is not None else new_instance_id()
+        instance_id = instance_id if instance_id else new_instance_id()
         validate_instance_id(instance_id)
         if version is None:
             version = self.config.default_version or ""
@@ -231,6 +231,11 @@ class DurableClient:
 
     # -- events and control ------------------------------------------------------------
 
+    async def runtime_status(self, instance_id: str) -> str | None:
+        """The instance's runtime status, or None when there is no such instance."""
+        row = await self.hub.read_instance(instance_id)
+        return None if row is None else str(row.get("RuntimeStatus"))
+
     async def _require(self, instance_id: str) -> dict[str, Any]:
         row = await self.hub.read_instance(instance_id)
         if row is None:
@@ -257,10 +262,11 @@ class DurableClient:
         await self._send(instance_id, history.event_raised(event_name, data_text,
                                                            self.clock.now()))
 
-    async def terminate(self, instance_id: str, reason: str) -> None:
+    async def terminate(self, instance_id: str, reason: str | None) -> None:
+        """ExecutionTerminated with the reason as given (TaskHubClient.TerminateInstance-
+        Async passes it raw: it becomes the output, shown as JSON when it parses)."""
         await self._running(instance_id)
-        await self._send(instance_id, history.execution_terminated(json.dumps(reason),
-                                                                   self.clock.now()))
+        await self._send(instance_id, history.execution_terminated(reason, self.clock.now()))
 
     async def suspend(self, instance_id: str, reason: str | None) -> None:
         """ExecutionSuspended; InvalidOperation for an instance already suspended."""
