@@ -39,6 +39,7 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 
 # Notes for the console (code, text); the host prints each code once per function.
 NOTE_JSON_TEXT = "str-json"
+NOTE_JSON_VALUE = "str-json-value"
 NOTE_RESPONSE_OBJECT = "str-response-object"
 NOTE_DUPLICATE_HEADER = "duplicate-header"
 
@@ -193,7 +194,7 @@ def _from_string(text: str) -> HttpResponseData:
                 "func.HttpResponse(text, mimetype='application/json') to send it as is.")
         return HttpResponseData(200, (("Content-Type", TEXT_PLAIN),),
                                 _indented(content).encode("utf-8"), notes=(note,))
-    note = (NOTE_JSON_TEXT, "the function returned a str that is JSON; the host parses it "
+    note = (NOTE_JSON_VALUE, "the function returned a str that is JSON; the host parses it "
             "and sends it re-formatted as .NET prints the value (e.g. 'true' → 'True', "
             "'\"x\"' → 'x', '[1]' indented). Return func.HttpResponse(text) to send it as "
             "is.")
