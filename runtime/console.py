@@ -42,6 +42,27 @@ def get(name: str = "") -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
 
 
+class AzureNotes:
+    """Console lines telling the user what Azure will do where funclocal copies a
+    behaviour that surprises (a 404 for a method, a page of 100 instances...). Each key is
+    printed once per host process, so a client that repeats the request does not flood
+    the console. Keys are small tuples, e.g. ("method", function, verb)."""
+
+    PREFIX = "On Azure: "
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._seen: set[tuple[str, ...]] = set()
+
+    def once(self, key: tuple[str, ...], message: str) -> bool:
+        """Print `message` as a warning unless `key` was printed before; True if printed."""
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._logger.warning("%s%s", self.PREFIX, message)
+        return True
+
+
 def shown_address(address: str) -> str:
     """How a bind address appears in URLs printed for people."""
     return "localhost" if address in ("127.0.0.1", "0.0.0.0", "::", "localhost") else address
@@ -50,7 +71,7 @@ def shown_address(address: str) -> str:
 def function_line(spec: FunctionSpec, base_url: str, route_prefix: str) -> str:
     """`\\tname: [GET,POST] http://localhost:7071/api/route`, or `\\tname: trigger`."""
     if spec.is_http:
-        methods = ",".join(sorted(spec.methods)) if spec.methods else "GET,POST"
+        methods = ",".join(sorted(spec.methods)) if spec.methods is not None else "GET,POST"
         prefix = f"/{route_prefix}" if route_prefix else ""
         return f"\t{spec.name}: [{methods}] {base_url}{prefix}/{spec.route}"
     return f"\t{spec.name}: {spec.trigger_type}"
@@ -77,5 +98,5 @@ def banner(specs: Iterable[FunctionSpec], base_url: str, route_prefix: str, *,
     return "\n".join(lines)
 
 
-__all__ = ["FuncStyleFormatter", "banner", "configure", "function_line", "function_lines",
-           "get", "shown_address"]
+__all__ = ["AzureNotes", "FuncStyleFormatter", "banner", "configure", "function_line",
+           "function_lines", "get", "shown_address"]

@@ -51,10 +51,13 @@ class FunctionSpec:
 
     @property
     def methods(self) -> frozenset[str] | None:
+        """None when the binding has no `methods` (every method is accepted); otherwise
+        the upper-case set, which is empty for `methods=[]` (no method is accepted, as
+        the host keeps an empty array)."""
         methods = self.trigger.get("methods")
-        if not methods:
+        if methods is None:
             return None
-        return frozenset(str(m).upper() for m in methods)
+        return frozenset(str(m).strip().upper() for m in methods if str(m).strip())
 
     @property
     def auth_level(self) -> str:
@@ -118,6 +121,7 @@ class FunctionIndex:
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": f.name, "trigger": f.trigger_type,
                  "bindings": [dict(b) for b in f.bindings],
-                 **({"route": f.route, "methods": sorted(f.methods) if f.methods else None,
+                 **({"route": f.route,
+                     "methods": sorted(f.methods) if f.methods is not None else None,
                      "authLevel": f.auth_level} if f.is_http else {})}
                 for f in self.functions]

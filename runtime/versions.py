@@ -37,6 +37,7 @@ from runtime.worker.pool import WorkerPool, default_worker_count
 log = console.get()
 
 ORCHESTRATOR = "orchestrationtrigger"
+DISABLE_HOMEPAGE = "AzureWebJobsDisableHomepage"  # HomepageMiddleware.IsHomepageDisabled
 
 
 @dataclass
@@ -233,9 +234,12 @@ class Versions:
     def _apply_config(self, version: AppVersion, previous: AppVersion | None) -> None:
         config, settings = version.config, version.settings
         cors = self.options.cors if self.options.cors is not None else settings.cors
+        disable_homepage = os.environ.get(DISABLE_HOMEPAGE,
+                                          settings.values.get(DISABLE_HOMEPAGE, ""))
         self.server.reconfigure(route_prefix=config.route_prefix, keys=version.keys,
                                 cors_origins=cors, cors_credentials=settings.cors_credentials,
-                                function_timeout=config.function_timeout)
+                                function_timeout=config.function_timeout,
+                                homepage_disabled=disable_homepage.lower() == "true")
         if self.durable is not None and version.durable is None:
             self.durable.services.dispatcher.function_timeout = config.function_timeout
         if previous is not None and (settings.local_http_port, settings.local_http_address) != \
@@ -251,6 +255,10 @@ class Versions:
         for error in errors:
             name = getattr(error, "function_name", "?")
             log.error("The function '%s' is skipped: %s", name, error)
+        for entry in table.never_matched():
+            log.warning("%sthe function '%s' declares methods=[]; the host routes no "
+                        "request to it (every method answers 404), here too.",
+                        console.AzureNotes.PREFIX, entry.function_name)
         return table
 
     def retire(self, pool: WorkerPool) -> None:

@@ -33,7 +33,7 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     for spec in index.functions:
         if spec.is_http:
-            methods = ",".join(sorted(spec.methods)) if spec.methods else "GET,POST"
+            methods = ",".join(sorted(spec.methods)) if spec.methods is not None else "GET,POST"
             print(f"{spec.name}: [{methods}] {spec.route} (authLevel {spec.auth_level})")
         else:
             print(f"{spec.name}: {spec.trigger_type}")

@@ -51,15 +51,17 @@ class Checkpoint:
         self.writes = writes
         self.notify = notify
 
-    async def delete(self, consumed: list[Pending]) -> None:
+    async def delete(self, consumed: list[Pending]) -> list[Pending]:
         """Delete consumed messages: control messages, and the work items of activity
-        results handed over in memory."""
-        async def one(pending: Pending) -> None:
+        results handed over in memory. Returns the ones that are gone (the others are
+        held by another receiver now and will be delivered again)."""
+        async def one(pending: Pending) -> bool:
             if pending.local:
                 await self.activities.delete(pending.message)
-            else:
-                await self.hub.delete_message(pending.message)
-        await asyncio.gather(*(one(p) for p in consumed))
+                return True
+            return await self.hub.delete_message(pending.message)
+        gone = await asyncio.gather(*(one(p) for p in consumed))
+        return [p for p, ok in zip(consumed, gone, strict=True) if ok]
 
     async def commit(self, episode: engine.Episode, snapshot: HistorySnapshot,
                      result: engine.EpisodeResult, consumed: list[Pending]) -> None:

@@ -43,19 +43,19 @@ MAX_INSTANCE_ID = 256
 
 
 def validate_instance_id(instance_id: str) -> None:
-    if not instance_id or not instance_id.strip():
-        raise InvalidInstanceId("Instance ID must not be empty or whitespace.")
+    """DurableClient.StartNewAsync's checks, in its order and words. Its ArgumentException
+    constructor arguments are swapped in the source, so on .NET the message reads
+    `instanceId (Parameter '<rule>')`."""
+    if instance_id.startswith("@"):
+        raise InvalidInstanceId(
+            "instanceId (Parameter 'Orchestration instance ids must not start with @.')")
+    if any(char in "/\\?#" or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F
+           for char in instance_id):
+        raise InvalidInstanceId("instanceId (Parameter 'Orchestration instance ids must not "
+                                "contain /, \\, #, ?, or control characters.')")
     if len(instance_id) > MAX_INSTANCE_ID:
         raise InvalidInstanceId(
             f"Instance ID lengths must not exceed {MAX_INSTANCE_ID} characters.")
-    if instance_id.startswith("@"):
-        raise InvalidInstanceId(
-            f"Orchestration instance ids must not start with @. Instance ID: '{instance_id}'.")
-    for char in instance_id:
-        if char in "/\\?#" or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
-            raise InvalidInstanceId(
-                f"Instance ID '{instance_id}' contains invalid characters: an instance ID "
-                "must not contain '/', '\\', '?', '#' or control characters.")
 
 
 def new_instance_id() -> str:
@@ -96,6 +96,9 @@ class InstanceQuery:
     top: int | None = None
     continuation: str | None = None
     show_input: bool = True
+    # The extension's HTTP listing (the one Python apps reach) does not leave entities
+    # out: DTFx's ExcludeEntities is only set on the gRPC path (extension issue #1991).
+    exclude_entities: bool = False
 
 
 class DurableClient:
@@ -135,7 +138,7 @@ class DurableClient:
         both are durable. `version` defaults to host.json's defaultVersion. Fails within
         START_DEADLINE if storage cannot be reached."""
         orchestrator = self.resolve_orchestrator(name)
-        instance_id = instance_id if instance_id is not None else new_instance_id()
+        instance_id = instance_id if instance_id else new_instance_id()
         validate_instance_id(instance_id)
         if version is None:
             version = self.config.default_version or ""
@@ -225,11 +228,12 @@ class DurableClient:
 
     async def list_instances(self, query: InstanceQuery) -> tuple[list[dict[str, Any]],
                                                                   str | None]:
-        """Orchestration instances (entities left out, as the extension's query does)."""
+        """A page of instances as status objects; entities (`@name@key`, always Running)
+        are among them unless `query.exclude_entities`."""
         rows, token = await self.hub.query_instances(
             created_from=query.created_from, created_to=query.created_to,
             statuses=query.statuses, prefix=query.prefix, top=query.top,
-            continuation=query.continuation, exclude_entities=True)
+            continuation=query.continuation, exclude_entities=query.exclude_entities)
         return [self.status_json(r, show_input=query.show_input) for r in rows], token
 
     # -- entities ----------------------------------------------------------------------
@@ -240,7 +244,8 @@ class DurableClient:
             return
         known = self.app.names(ENTITY_TRIGGER)
         if name.lower() not in {n.lower() for n in known}:
-            raise UnknownFunction(wording.unknown_function(name.lower(), "entity", known))
+            raise UnknownFunction(wording.unknown_entity_message(
+                name.lower(), known, self.app.names(ORCHESTRATION_TRIGGER)))
 
     async def signal_entity(self, name: str, key: str, operation: str,
                             input_text: str | None) -> None:
@@ -280,6 +285,11 @@ class DurableClient:
 
     # -- events and control ------------------------------------------------------------
 
+    async def runtime_status(self, instance_id: str) -> str | None:
+        """The instance's runtime status, or None when there is no such instance."""
+        row = await self.hub.read_instance(instance_id)
+        return None if row is None else str(row.get("RuntimeStatus"))
+
     async def _require(self, instance_id: str) -> dict[str, Any]:
         row = await self.hub.read_instance(instance_id)
         if row is None:
@@ -306,10 +316,11 @@ class DurableClient:
         await self._send(instance_id, history.event_raised(event_name, data_text,
                                                            self.clock.now()))
 
-    async def terminate(self, instance_id: str, reason: str) -> None:
+    async def terminate(self, instance_id: str, reason: str | None) -> None:
+        """ExecutionTerminated with the reason as given (TaskHubClient.TerminateInstance-
+        Async passes it raw: it becomes the output, shown as JSON when it parses)."""
         await self._running(instance_id)
-        await self._send(instance_id, history.execution_terminated(json.dumps(reason),
-                                                                   self.clock.now()))
+        await self._send(instance_id, history.execution_terminated(reason, self.clock.now()))
 
     async def suspend(self, instance_id: str, reason: str | None) -> None:
         """ExecutionSuspended; InvalidOperation for an instance already suspended."""

@@ -23,7 +23,7 @@ from runtime.durable.checkpoint import Checkpoint
 from runtime.durable.entities import EntityWorker
 from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending
 from runtime.durable.leases import Partitions
-from runtime.durable.orchestrations import OrchestrationWorker
+from runtime.durable.orchestrations import CONTROL_LOCK, OrchestrationWorker
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import HostError, StorageError
 from runtime.functions import FunctionIndex
@@ -58,8 +58,9 @@ class Dispatcher:
         self.orchestrations = OrchestrationWorker(hub, partitions, config, self.app,
                                                   self.clock, self.cache, self.checkpoint,
                                                   self.activities, self._spawn)
-        self.orchestrations.entities = EntityWorker(hub, config, self.app, self.clock,
-                                                    self.cache, self.checkpoint)
+        self.orchestrations.entities = EntityWorker(
+            hub, config, self.app, self.clock, self.cache, self.checkpoint,
+            lock_seconds=min(CONTROL_LOCK, config.control_queue_visibility_timeout))
         self.activities.sink = self.orchestrations
         self.running = False
 

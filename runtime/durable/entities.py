@@ -6,8 +6,10 @@ A batch: the entity's state from its history, the requests that are new (see
 `maxEntityOperationBatchSize` operations, then the commit in DurableTask.AzureStorage's
 order: the answers to callers, the history (a new execution holding the state, written
 with the sentinel ETag), the Instances row, the deletion of the consumed messages. The
-deletions finish before the entity's next batch starts, so that after a crash only the
-last batch can be delivered again, and its request ids are in the committed state.
+deletions finish before the entity's next batch starts; the next batch's state forgets
+the ids whose deletion succeeded and keeps the others "in doubt" until they can no longer
+come back (see `engine/entities.py`), so a request is applied once across crashes and
+expired locks.
 
 An operation that raises is answered with its error and leaves the state as it was
 before it: when a batch has a failure (or the invocation fails as a whole, e.g. a state
@@ -21,13 +23,13 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from runtime import console
 from runtime.clock import Clock
 from runtime.config import DurableTaskConfig
 from runtime.durable import engine
-from runtime.durable.app import ENTITY_TRIGGER, AppFunctions
+from runtime.durable.app import ENTITY_TRIGGER, ORCHESTRATION_TRIGGER, AppFunctions
 from runtime.durable.checkpoint import Checkpoint
 from runtime.durable.engine import entities as rules
 from runtime.durable.inflight import HistoryCache, Pending
@@ -35,6 +37,9 @@ from runtime.durable.taskhub import HistorySnapshot, TaskHub
 from runtime.errors import FunctionInvocationError, InvocationTimeout
 
 log = console.get("durable")
+
+DOUBT_MARGIN_SECONDS = 60.0
+SERVING_ENTRIES = 100_000
 
 
 @dataclass
@@ -48,29 +53,44 @@ class EntityWorker:
     """Runs entity batches; collaborators are handed in by the dispatcher."""
 
     def __init__(self, hub: TaskHub, config: DurableTaskConfig, app: AppFunctions,
-                 clock: Clock, cache: HistoryCache, checkpoint: Checkpoint) -> None:
+                 clock: Clock, cache: HistoryCache, checkpoint: Checkpoint, *,
+                 lock_seconds: float) -> None:
         self.hub = hub
         self.config = config
         self.app = app
         self.clock = clock
         self.cache = cache
         self.checkpoint = checkpoint
+        # A message not deleted is delivered again at most one control-queue lock after
+        # it was received; the margin covers polling and backlogs.
+        self.horizon = timedelta(seconds=lock_seconds + DOUBT_MARGIN_SECONDS)
+        self.serving_since: dict[str, datetime] = {}  # per entity, in this process
+        self.deleted: dict[str, set[str]] = {}  # per entity: ids the last deletes removed
 
     async def run(self, instance_id: str, batch: list[Pending]) -> None:
         """Run and commit one batch for the entity `instance_id`. Raises StorageError,
         CheckpointConflict or WorkerError when it did not commit (the caller gives the
         messages back)."""
         cached = self.cache.get(instance_id)
+        if cached is None or instance_id not in self.serving_since:
+            # (Re)starting to serve it: its history comes from storage, not this host.
+            if len(self.serving_since) >= SERVING_ENTRIES:
+                self.serving_since.clear()  # later starts only keep ids longer
+            self.serving_since[instance_id] = self.clock.now()
+        serving_since = self.serving_since[instance_id]
         snapshot = cached if cached is not None else await self.hub.load_history(instance_id)
         state = rules.state_of(snapshot.events)
         requests, _ = rules.select(state, [p.event for p in batch])
-        now = self.clock.now()
         outgoing: list[engine.OutgoingMessage] = []
         if requests:
             outcome = await self._execute(instance_id, state, requests)
             state.exists, state.state = outcome.exists, outcome.state
-            outgoing = rules.responses(requests, outcome.results, now)
-            state.last_batch = [r.request_id for r in requests]
+            outgoing = rules.responses(requests, outcome.results, self.clock.now())
+        now = self.clock.now()
+        state.in_doubt = rules.next_in_doubt(
+            state.in_doubt, [r.request_id for r in requests], now,
+            confirmed=self.deleted.pop(instance_id, set()), serving_since=serving_since,
+            horizon=self.horizon)
         await self._commit(instance_id, snapshot, state, outgoing, batch, now)
 
     # -- running operations ------------------------------------------------------------
@@ -94,8 +114,8 @@ class EntityWorker:
         name, key = rules.parse_scheduler_id(instance_id)
         spec = self.app.index.durable(ENTITY_TRIGGER, name)
         if spec is None or self.app.invoker is None:
-            message = engine.wording.unknown_function(name, "entity",
-                                                      self.app.names(ENTITY_TRIGGER))
+            message = engine.wording.unknown_entity_message(
+                name, self.app.names(ENTITY_TRIGGER), self.app.names(ORCHESTRATION_TRIGGER))
             log.warning("Entity '%s': %s", instance_id, message)
             failed = rules.OperationResult(json.dumps(message), True)
             return _Outcome(state.exists, state.state, [failed] * len(requests))
@@ -173,7 +193,10 @@ class EntityWorker:
         # 3. the Instances row, 4. the consumed messages, before the next batch
         await self.hub.merge_instance(instance_id, rules.instance_fields(
             instance_id, execution_id, state, now))
-        await self.checkpoint.delete(consumed)
+        gone = await self.checkpoint.delete(consumed)
+        self.deleted[instance_id] = {
+            request.request_id for request in (rules.parse_request(0, p.event) for p in gone)
+            if request is not None}
         for message in outgoing:
             self.checkpoint.notify(message.target_instance_id)
 

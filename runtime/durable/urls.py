@@ -13,14 +13,26 @@ RPC_PATH = "/durabletask"
 INSTANCE_PLACEHOLDER = "INSTANCEID"
 
 
+_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!*()")
+
+
+def url_encode(text: str) -> str:
+    """WebUtility.UrlEncode: letters, digits and `-_.!*()` kept, a space as '+', every
+    other UTF-8 byte as %XX (upper-case hex)."""
+    return "".join(char if char in _URL_SAFE else "+" if char == " " else
+                   "".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
+                   for char in text)
+
+
 def management_urls(origin: str, hub_name: str, instance_id: str,
                     key: str | None = None, *, connection: str = "Storage") -> dict[str, str]:
-    """The check-status payload URLs, as the extension builds them."""
+    """The check-status payload URLs, as the extension builds them (GetClientResponse-
+    Links: the id in the path is WebUtility.UrlEncode'd; `id` is the id itself)."""
     base = f"{origin.rstrip('/')}{WEBHOOK_PATH}"
     query = f"taskHub={hub_name}&connection={connection}"
     if key:
         query += f"&code={key}"
-    instance = f"{base}/instances/{instance_id}"
+    instance = f"{base}/instances/{url_encode(instance_id)}"
     return {
         "id": instance_id,
         "statusQueryGetUri": f"{instance}?{query}",
@@ -61,4 +73,4 @@ def client_binding_json(origin: str, hub_name: str, rpc_base_url: str,
 
 
 __all__ = ["INSTANCE_PLACEHOLDER", "RPC_PATH", "WEBHOOK_PATH", "client_binding_json",
-           "management_urls"]
+           "management_urls", "url_encode"]

@@ -3,7 +3,8 @@
 `error_response` walks the exception's class hierarchy over `HANDLERS` (as Starlette's
 exception middleware does), so a subclass answers like its base unless it has an entry
 of its own. The durable API's shapes are the extension's HttpApiHandler: 404 and 410
-with an empty body, 400 with the ArgumentException JSON, 500 "Something went wrong".
+with an empty body, 400 with the ArgumentException JSON, 500 "Something went wrong" (an
+instance that already exists is a 500 too: the storage backend's exception).
 """
 
 from __future__ import annotations
@@ -33,31 +34,52 @@ log = console.get("http")
 
 ARGUMENT_MESSAGE = "One or more of the arguments submitted is incorrect"
 INTERNAL_MESSAGE = "Something went wrong while processing your request"
+RESTART_MESSAGE = "InstanceId does not match a valid orchestration instance."
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON body as the extension writes it (nulls kept)."""
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
-                        headers=headers)
+    """A JSON body as the extension writes it (HttpRequestMessageExtensions.CreateResponse:
+    `JsonConvert.SerializeObject`, compact, nulls kept, non-ASCII as is) with
+    `Content-Type: application/json; charset=utf-8`."""
+    return web.Response(status=status,
+                        text=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+                        content_type="application/json", headers=headers)
+
+
+def error_body(status: int, message: str, exception_message: str | None = None,
+               exc_type: str = "System.ArgumentException") -> web.Response:
+    """CreateErrorResponse: `{"Message"}` alone (two arguments), or with the exception's
+    `ExceptionMessage`, `ExceptionType` and `StackTrace` (three; no stack trace here)."""
+    if exception_message is None:
+        return json_response(status, {"Message": message})
+    return json_response(status, {"Message": message, "ExceptionMessage": exception_message,
+                                  "ExceptionType": exc_type, "StackTrace": None})
 
 
 def argument_error(message: str, exc_type: str = "System.ArgumentException") -> web.Response:
-    """The extension's 400 for an ArgumentException."""
-    return json_response(400, {"Message": ARGUMENT_MESSAGE, "ExceptionMessage": message,
-                               "ExceptionType": exc_type, "StackTrace": None})
+    """HandleRequestAsync's 400 for an ArgumentException that reached it."""
+    return error_body(400, ARGUMENT_MESSAGE, message, exc_type)
+
+
+def internal_error(message: str, exc_type: str) -> web.Response:
+    """HandleRequestAsync's 500 for any other exception."""
+    return error_body(500, INTERNAL_MESSAGE, message, exc_type)
+
+
+def restart_error(message: str) -> web.Response:
+    """HandleRestartInstanceRequestAsync's own 400 for an ArgumentException."""
+    return error_body(400, RESTART_MESSAGE, message)
 
 
 def _invalid_operation(exc: Exception) -> web.Response:
-    return json_response(500, {"Message": INTERNAL_MESSAGE, "ExceptionMessage": str(exc),
-                               "ExceptionType": "System.InvalidOperationException",
-                               "StackTrace": None})
+    return internal_error(str(exc), "System.InvalidOperationException")
 
 
-def _restart_unknown(exc: Exception) -> web.Response:
-    return json_response(400, {"Message": "InstanceId does not match a valid orchestration "
-                                          "instance.",
-                               "ExceptionMessage": str(exc),
-                               "ExceptionType": "System.ArgumentException", "StackTrace": None})
+def _instance_exists(exc: Exception) -> web.Response:
+    # AzureStorageOrchestrationService.CreateTaskOrchestrationAsync throws it (the
+    # extension sets ThrowExceptionOnInvalidDedupeStatus); not an ArgumentException.
+    return internal_error(str(exc),
+                          "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
 
 
 def _empty(status: int) -> Callable[[Exception], web.Response]:
@@ -66,8 +88,7 @@ def _empty(status: int) -> Callable[[Exception], web.Response]:
 
 def _internal(exc: Exception) -> web.Response:
     log.error("Request failed: %s", exc)
-    return json_response(500, {"Message": INTERNAL_MESSAGE, "ExceptionMessage": str(exc),
-                               "ExceptionType": type(exc).__name__, "StackTrace": None})
+    return internal_error(str(exc), type(exc).__name__)
 
 
 def _text(status: int) -> Callable[[Exception], web.Response]:
@@ -77,8 +98,8 @@ def _text(status: int) -> Callable[[Exception], web.Response]:
 HANDLERS: dict[type[Exception], Callable[[Exception], web.Response]] = {
     InstanceNotFound: _empty(404),
     InstanceNotRunning: _empty(410),
-    InstanceExists: lambda exc: argument_error(str(exc), "System.InvalidOperationException"),
-    RestartUnknown: _restart_unknown,
+    InstanceExists: _instance_exists,
+    RestartUnknown: lambda exc: restart_error(str(exc)),
     InvalidArgument: lambda exc: argument_error(str(exc)),
     InvalidOperation: _invalid_operation,
     # A function that raised: its traceback is already in the console (the pool logs it).
@@ -99,4 +120,5 @@ def error_response(exc: Exception) -> web.Response:
     return _internal(exc)
 
 
-__all__ = ["HANDLERS", "argument_error", "error_response", "json_response"]
+__all__ = ["HANDLERS", "argument_error", "error_body", "error_response", "internal_error",
+           "json_response", "restart_error"]

@@ -7,6 +7,7 @@ Constraints (`int`, `regex(...)`, ...) are in `route_constraints.py`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TypeAlias
 from urllib.parse import unquote
@@ -15,7 +16,8 @@ from runtime.errors import RouteError
 from runtime.http.route_constraints import Constraint, make_constraint
 from runtime.http.route_constraints import TemplateSyntax as _Syntax
 
-__all__ = ["FunctionRouteError", "InvalidRouteTemplate", "RouteConflict", "RouteTemplate"]
+__all__ = ["FunctionRouteError", "InvalidRouteTemplate", "RouteConflict", "RouteTemplate",
+           "decode_path"]
 
 
 # --- errors -------------------------------------------------------------------------
@@ -295,10 +297,21 @@ def _check_template(segments: tuple[_Segment, ...]) -> None:
 # --- matching -----------------------------------------------------------------------
 
 
+_ENCODED_SLASH = re.compile(r"(%2[fF])")
+
+
+def decode_path(raw: str) -> str:
+    """A request path as Kestrel hands it to routing: percent-escapes decoded, except an
+    encoded '/' (%2F), which stays as written so it never splits a segment. So route
+    values keep '%2F' literally (ASP.NET Core: UrlDecoder.DecodeInPlace leaves %2F)."""
+    pieces = _ENCODED_SLASH.split(raw)
+    return "".join(piece if index % 2 else unquote(piece, errors="replace")
+                   for index, piece in enumerate(pieces))
+
+
 def _split_path(path: str) -> list[str]:
-    # Splitting before decoding keeps an encoded '/' (%2F) inside its segment's value.
     path = path.removeprefix("/").removesuffix("/")
-    return [unquote(segment) for segment in path.split("/")] if path else []
+    return [decode_path(segment) for segment in path.split("/")] if path else []
 
 
 def _same_text(left: str, right: str) -> bool:
@@ -386,7 +399,8 @@ class RouteTemplate:
         return tuple(segment.kind for segment in self._segments)
 
     def match(self, path: str) -> dict[str, str] | None:
-        """Route values for `path` (relative to the route prefix), or None."""
+        """Route values for the raw (still percent-encoded) `path` relative to the route
+        prefix, or None. Values are decoded as `decode_path` does."""
         request = _split_path(path)
         values: dict[str, str] = {}
         for index, segment in enumerate(self._segments):

@@ -61,11 +61,12 @@ class HttpServer:
 
     def reconfigure(self, *, route_prefix: str, keys: KeyStore | None,
                     cors_origins: tuple[str, ...], cors_credentials: bool,
-                    function_timeout: float | None) -> None:
+                    function_timeout: float | None, homepage_disabled: bool = False) -> None:
         """Apply changed settings without closing the listening socket."""
         self.settings.route_prefix = route_prefix.strip("/")
         self.settings.keys = keys
         self.settings.function_timeout = function_timeout
+        self.settings.homepage_disabled = homepage_disabled
         self.cors_origins = cors_origins
         self.cors_credentials = cors_credentials
 

@@ -1,6 +1,11 @@
 """User HTTP functions: route matching under the route prefix, auth levels, the
 invocation in a worker, and its answer as the response.
 
+Routing is the host's (see `routes.py`): function-name order, first match wins, and a
+known path with a method no route accepts is a 404 with an empty body, never a 405. Where
+that answer would surprise a user the console says once what Azure does (`AzureNotes`).
+The request and response conversions are in `conversion.py`.
+
 The app version is swapped whole on reload (`AppView`); a request whose body was still
 arriving when the app changed is routed again on the new version.
 """
@@ -11,7 +16,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -20,13 +24,20 @@ from runtime.bindings import Bindings
 from runtime.errors import BindingError, HostError
 from runtime.functions import FunctionIndex, FunctionSpec
 from runtime.http.auth import KEY_HEADER, KeyStore
+from runtime.http.conversion import has_body, query_params, request_data, web_response
 from runtime.http.errors import error_response
-from runtime.http.routes import MethodNotAllowed, RouteTable
-from runtime.worker.protocol import HttpRequestData, HttpResponseData
+from runtime.http.route_template import decode_path
+from runtime.http.routes import RouteMatch, RouteTable, WrongMethod
+from runtime.worker.protocol import HttpResponseData
 
 log = console.get("http")
 
 HTTP_REASON = "This function was programmatically called via the host APIs."
+# The host serves its embedded Home.html (150 kB) at `/`; this page has the same title.
+HOMEPAGE = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            "<title>Your Azure Function App is up and running.</title></head>"
+            "<body><h1>Your Functions 4.0 app is up and running</h1>"
+            "<p>Served locally by funclocal.</p></body></html>\n")
 
 
 class Invoker(Protocol):
@@ -51,15 +62,7 @@ class HttpSettings:
     route_prefix: str
     keys: KeyStore | None
     function_timeout: float | None = None
-
-
-def query_params(query_string: str) -> dict[str, str]:
-    """Query parameters as the worker sees them: repeated keys joined by commas, empty
-    values dropped; malformed pairs are kept as best as can be parsed, never an error."""
-    params: dict[str, list[str]] = {}
-    for key, value in parse_qsl(query_string, keep_blank_values=False, errors="replace"):
-        params.setdefault(key, []).append(value)
-    return {key: ",".join(values) for key, values in params.items()}
+    homepage_disabled: bool = False  # app setting AzureWebJobsDisableHomepage=true
 
 
 def authorized(keys: KeyStore | None, request: web.Request, level: str,
@@ -72,19 +75,12 @@ def authorized(keys: KeyStore | None, request: web.Request, level: str,
     return keys.allows(level, function_name, presented)
 
 
-def _headers(request: web.Request) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for key, value in request.headers.items():
-        lowered = key.lower()
-        merged[lowered] = f"{merged[lowered]}, {value}" if lowered in merged else value
-    return merged
-
-
 class HttpTriggers:
     def __init__(self, settings: HttpSettings, bindings: Bindings) -> None:
         self.settings = settings
         self.bindings = bindings
         self.view: AppView | None = None
+        self.notes = console.AzureNotes(log)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         while True:
@@ -103,14 +99,16 @@ class HttpTriggers:
 
     def _resolve(self, request: web.Request, view: AppView
                  ) -> web.StreamResponse | tuple[FunctionSpec, Mapping[str, str]]:
-        relative = self._strip_prefix(request.path)
-        if relative is None:
+        relative = self._strip_prefix(request.rel_url.raw_path)
+        match = view.routes.resolve(request.method, relative) if relative is not None \
+            else None
+        if match is None or isinstance(match, WrongMethod):
+            if request.rel_url.raw_path == "/":
+                return self._homepage()
+            if match is not None:
+                self._note_wrong_method(request, view, match)
             return web.Response(status=404)
-        match = view.routes.resolve(request.method, relative)
-        if match is None:
-            return web.Response(status=404)
-        if isinstance(match, MethodNotAllowed):
-            return web.Response(status=405, headers={"Allow": ", ".join(sorted(match.allowed))})
+        self._note_shadowed(request, view, match)
         spec = view.index.get(match.function_name)
         if spec is None:
             return web.Response(status=404)
@@ -118,24 +116,58 @@ class HttpTriggers:
             return web.Response(status=401)
         return spec, match.route_params
 
-    def _strip_prefix(self, path: str) -> str | None:
-        trimmed = path.lstrip("/")
-        prefix = self.settings.route_prefix.strip("/").lower()
+    def _homepage(self) -> web.Response:
+        """HomepageMiddleware: `/` that no function serves, whatever the method."""
+        if self.settings.homepage_disabled:
+            return web.Response(status=204)
+        response = web.Response(status=200, body=HOMEPAGE.encode("utf-8"))
+        response.headers["Content-Type"] = "text/html"
+        return response
+
+    def _note_wrong_method(self, request: web.Request, view: AppView,
+                           match: WrongMethod) -> None:
+        verb = request.method.upper()
+        routes = ", ".join(f"'{name}' (route '{_route_of(view, name)}')"
+                           for name in match.functions)
+        accepted = ", ".join(sorted(match.allowed)) or "no method at all (methods=[])"
+        self.notes.once(("method", *match.functions, verb), (
+            f"{verb} {request.path} answers 404, as here: the host routes by method too, "
+            f"and {routes} accept(s) only {accepted}. Azure answers 404 (not 405) when only "
+            "the method differs."))
+
+    def _note_shadowed(self, request: web.Request, view: AppView, match: RouteMatch) -> None:
+        if match.shadowed is None:
+            return
+        winner, other = match.function_name, match.shadowed.function_name
+        self.notes.once(("shadowed", winner, other), (
+            f"{request.method.upper()} {request.path} is served by '{winner}' (route "
+            f"'{_route_of(view, winner)}'), as here, although '{other}' (route "
+            f"'{match.shadowed.template.text}') is more specific: the host tries routes "
+            "in function-name order and takes the first that matches."))
+
+    def _strip_prefix(self, raw_path: str) -> str | None:
+        """The raw path below the route prefix (compared decoded, without case), or
+        None when the request is not under it."""
+        trimmed = raw_path.lstrip("/")
+        prefix = self.settings.route_prefix.strip("/")
         if not prefix:
             return trimmed
-        lowered = trimmed.lower()
-        if lowered == prefix:
-            return ""
-        if lowered.startswith(prefix + "/"):
-            return trimmed[len(prefix) + 1:]
-        return None
+        count = prefix.count("/") + 1
+        segments = trimmed.split("/")
+        head = "/".join(decode_path(segment) for segment in segments[:count])
+        if len(segments) < count or head.lower() != prefix.lower():
+            return None
+        return "/".join(segments[count:])
 
     async def _invoke(self, request: web.Request, view: AppView, spec: FunctionSpec,
                       route_params: Mapping[str, str]) -> web.StreamResponse:
-        payload = HttpRequestData(
-            method=request.method, url=str(request.url), headers=_headers(request),
-            params=query_params(request.query_string), route_params=dict(route_params),
-            body=await request.read())
+        body = await request.read()
+        payload = request_data(request, body, dict(route_params))
+        if body and not has_body(request):
+            self.notes.once(("chunked", spec.name), (
+                f"Functions.{spec.name} received a request body without Content-Length "
+                "(Transfer-Encoding: chunked); the host gives Python functions no body for "
+                "such requests, so the function sees an empty body, here too."))
         origin = f"{request.url.scheme}://{request.url.host}:{request.url.port}"
         if request.headers.get("Host"):
             origin = f"{request.url.scheme}://{request.headers['Host']}"
@@ -157,10 +189,14 @@ class HttpTriggers:
         except (TypeError, ValueError, KeyError) as exc:
             log.error("Functions.%s returned an invalid response: %s", spec.name, exc)
             return web.Response(status=500)
-        response = web.Response(status=answer.status, body=answer.body)
-        for name, value in answer.headers:
-            response.headers.add(name, value)
-        return response
+        for code, text in answer.notes:
+            self.notes.once((code, spec.name), f"Functions.{spec.name}: {text}")
+        return web_response(answer)
+
+
+def _route_of(view: AppView, function_name: str) -> str:
+    spec = view.index.get(function_name)
+    return spec.route if spec is not None else "?"
 
 
 __all__ = ["AppView", "HttpSettings", "HttpTriggers", "authorized", "query_params"]

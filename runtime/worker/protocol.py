@@ -65,9 +65,11 @@ async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class HttpRequestData:
-    """An HTTP trigger's request as the worker turns it into `func.HttpRequest`:
-    lower-case header names (repeated headers joined by ", "), query values joined by
-    "," (empty ones dropped), route values as strings, the raw body."""
+    """An HTTP trigger's request as the host's ToRpcHttp hands it to the worker: the URL
+    as `scheme://Host header + escaped path + raw query`, lower-case header names
+    (repeated headers joined by "," without empty members), query values decoded and
+    joined by "," (empty ones dropped), route values as strings, and the body (empty
+    unless the request had a Content-Length above 0)."""
 
     method: str
     url: str
@@ -92,18 +94,22 @@ class HttpRequestData:
 
 @dataclass(frozen=True)
 class HttpResponseData:
-    """What an HTTP function answered: status, headers in order (a name may repeat, as
-    Set-Cookie does), and the body."""
+    """What the client receives for an HTTP function's answer: status, headers in the
+    order written (a name may repeat: one Set-Cookie per cookie), the body, and `notes`
+    — (code, text) pairs the host prints once per function where Azure's answer would
+    surprise the user (a str re-formatted as JSON, a duplicate header dropped)."""
 
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes = b""
     kind: str = "http"
+    notes: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "status": self.status,
                 "headers": [list(pair) for pair in self.headers],
-                "body_b64": base64.b64encode(self.body).decode("ascii")}
+                "body_b64": base64.b64encode(self.body).decode("ascii"),
+                "notes": [list(note) for note in self.notes]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HttpResponseData:
@@ -111,5 +117,6 @@ class HttpResponseData:
         raw = data.get("headers") or []
         pairs = raw.items() if isinstance(raw, dict) else raw
         headers = tuple((str(k), str(v)) for k, v in pairs)
+        notes = tuple((str(code), str(text)) for code, text in data.get("notes") or [])
         return cls(status=int(data.get("status", 200)), headers=headers,
-                   body=base64.b64decode(data.get("body_b64") or ""))
+                   body=base64.b64decode(data.get("body_b64") or ""), notes=notes)

@@ -235,7 +235,7 @@ def test_starting_a_running_id_does_not_overwrite_it(host: HostProcess) -> None:
     instance_id = start(host, "waits_for_event", instance_id="keep-me")
     wait_status(host, instance_id, lambda s: s["runtimeStatus"] == "Running")
     response = api(host, "POST", "/orchestrators/chaining/keep-me")
-    assert response.status == 400
+    assert response.status == 500  # the storage backend's exception, not an argument error
     assert "already exists" in response.json()["ExceptionMessage"]
     status = api(host, "GET", "/instances/keep-me").json()
     assert status["name"] == "waits_for_event"
@@ -320,8 +320,7 @@ def test_purge_by_filter(host: HostProcess) -> None:
         wait_done(host, instance_id)
     missing_from = api(host, "DELETE", "/instances/")
     assert missing_from.status == 400
-    assert missing_from.json()["ExceptionMessage"] == \
-        "Please provide value for 'createdTimeFrom' parameter."
+    assert missing_from.json() == "Please provide value for 'createdTimeFrom' parameter."
     assert host.request_json("DELETE", "/api/purge-all") == {"deleted": 3}
     assert api(host, "GET", f"/instances/{running}").status == 202
     assert api(host, "DELETE", "/instances/?createdTimeFrom=2020-01-01T00:00:00Z"

@@ -433,8 +433,11 @@ async def entities_answer_calls_and_roll_failed_operations_back(new_hub: HubFact
             "@counter@k1", "Running", '{"entityExists":true}')
         assert await rig.history_kinds("@counter@k1") == [
             "OrchestratorStarted", "ExecutionStarted", "OrchestratorCompleted"]
-        # Orchestration listings leave entities out.
+        # The instances listing shows the entity too, as the extension's HTTP API does;
+        # the client can leave entities out.
         listed, _ = await rig.client.list_instances(InstanceQuery())
+        assert sorted(i["instanceId"] for i in listed) == sorted(["@counter@k1", instance_id])
+        listed, _ = await rig.client.list_instances(InstanceQuery(exclude_entities=True))
         assert [i["instanceId"] for i in listed] == [instance_id]
         unknown = await rig.start("calls_unknown_entity")
         assert (await rig.wait(unknown))["output"] == (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +55,55 @@ def request(method: str, url: str, body: bytes | str | None = None,
                             resp.read())
     except urllib.error.HTTPError as err:
         return Response(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+@dataclass
+class RawResponse:
+    """A response with every header line kept, in order (names lower-cased)."""
+
+    status: int
+    header_lines: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.header_lines if k == name.lower()]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(url: str, method: str = "GET", *,
+                headers: list[tuple[str, str]] | None = None,
+                body: bytes | None = None, chunked: bool = False,
+                timeout: float = 60.0) -> RawResponse:
+    """One request with full control over the header lines (a name may repeat, a value
+    may be empty) and the body's framing (`chunked`: Transfer-Encoding, no
+    Content-Length), as curl or a browser can send them."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port,
+                                            timeout=timeout)
+    try:
+        target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+        connection.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in headers or []:
+            connection.putheader(name, value)
+        if chunked:
+            connection.putheader("Transfer-Encoding", "chunked")
+        elif body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders()
+        if body is not None:
+            connection.send(f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+                            if chunked else body)
+        response = connection.getresponse()
+        lines = [(k.lower(), v) for k, v in response.getheaders()]
+        return RawResponse(response.status, lines, response.read())
+    finally:
+        connection.close()
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -76,22 +75,22 @@ class Rig:
 
 # --- instance ids ---------------------------------------------------------------------
 
-INVALID_CHARS = ("contains invalid characters: an instance ID must not contain '/', '\\', "
-                 "'?', '#' or control characters.")
+# DurableClient.StartNewAsync's messages; its ArgumentException arguments are swapped in
+# the source, hence "instanceId (Parameter '...')".
+INVALID_CHARS = ("instanceId (Parameter 'Orchestration instance ids must not contain /, \\, "
+                 "#, ?, or control characters.')")
 
 
 @pytest.mark.parametrize(("instance_id", "message"), [
-    ("", "Instance ID must not be empty or whitespace."),
-    ("   ", "Instance ID must not be empty or whitespace."),
     ("x" * 257, "Instance ID lengths must not exceed 256 characters."),
-    ("@entity", "Orchestration instance ids must not start with @. Instance ID: '@entity'."),
-    ("a/b", f"Instance ID 'a/b' {INVALID_CHARS}"),
-    ("a\\b", f"Instance ID 'a\\b' {INVALID_CHARS}"),
-    ("a?b", f"Instance ID 'a?b' {INVALID_CHARS}"),
-    ("a#b", f"Instance ID 'a#b' {INVALID_CHARS}"),
-    ("a\nb", f"Instance ID 'a\nb' {INVALID_CHARS}"),
-    ("a\x7fb", f"Instance ID 'a\x7fb' {INVALID_CHARS}"),
-    ("a\x9fb", f"Instance ID 'a\x9fb' {INVALID_CHARS}"),
+    ("@entity", "instanceId (Parameter 'Orchestration instance ids must not start with @.')"),
+    ("a/b", INVALID_CHARS),
+    ("a\\b", INVALID_CHARS),
+    ("a?b", INVALID_CHARS),
+    ("a#b", INVALID_CHARS),
+    ("a\nb", INVALID_CHARS),
+    ("a\x7fb", INVALID_CHARS),
+    ("a\x9fb", INVALID_CHARS),
 ])
 async def test_start_new_refuses_invalid_instance_ids(instance_id: str, message: str) -> None:
     rig = Rig()
@@ -103,7 +102,8 @@ async def test_start_new_refuses_invalid_instance_ids(instance_id: str, message:
     assert rig.notified == []
 
 
-@pytest.mark.parametrize("instance_id", ["x" * 256, "order-1", "é-ü", "a b", "a^b", "a:b"])
+@pytest.mark.parametrize("instance_id", ["x" * 256, "order-1", "é-ü", "a b", "a^b", "a:b",
+                                         "   "])
 def test_valid_instance_ids(instance_id: str) -> None:
     validate_instance_id(instance_id)
 
@@ -383,7 +383,7 @@ async def test_terminate_sends_execution_terminated_with_the_reason() -> None:
     _, body = rig.control_messages("i1")
     event = body["TaskMessage"]["Event"]
     assert event["EventType"] == EventType.ExecutionTerminated
-    assert json.loads(event["Input"]) == 'too "slow"'
+    assert event["Input"] == 'too "slow"'  # as given: TerminateInstanceAsync passes it raw
     assert rig.notified == ["i1", "i1"]
 
 

@@ -73,9 +73,9 @@ def test_only_op_events_with_an_id_are_requests() -> None:
     assert lock is not None and lock.operation == ""  # refused by the worker, by name
 
 
-def test_select_skips_the_last_batch_and_older_messages_per_sender() -> None:
+def test_select_skips_ids_in_doubt_and_older_messages_per_sender() -> None:
     t1, t2 = NOW, NOW + timedelta(seconds=1)
-    state = rules.SchedulerState(True, "1", {}, ["done"])
+    state = rules.SchedulerState(True, "1", {}, {"done": history.format_timestamp(NOW)})
     events = [op_event("add", "done"),  # committed already: redelivered after a crash
               op_event("add", "a", parent="o", execution="e1", timestamp=t2, signal=False),
               op_event("add", "b", parent="o", execution="e1", timestamp=t1, signal=False),
@@ -90,6 +90,21 @@ def test_select_skips_the_last_batch_and_older_messages_per_sender() -> None:
     run, _ = rules.select(state, [op_event("add", "d", parent="o", execution="e2",
                                            timestamp=t1, signal=False)])
     assert [r.request_id for r in run] == ["d"]
+
+
+def test_ids_stay_in_doubt_until_deleted_or_past_the_horizon() -> None:
+    horizon = timedelta(seconds=63)
+    old = history.format_timestamp(NOW - timedelta(seconds=100))
+    recent = history.format_timestamp(NOW - timedelta(seconds=10))
+    doubt = {"confirmed": recent, "recent": recent, "old": old}
+    # Serving for long: the old id cannot come back any more; the deleted one is gone.
+    assert rules.next_in_doubt(doubt, ["new"], NOW, confirmed={"confirmed"},
+                               serving_since=NOW - timedelta(hours=1), horizon=horizon) == {
+        "recent": recent, "new": history.format_timestamp(NOW)}
+    # Just started serving (after a crash elsewhere): even the old id may still come back.
+    assert set(rules.next_in_doubt(doubt, [], NOW, confirmed=set(),
+                                   serving_since=NOW - timedelta(seconds=5),
+                                   horizon=horizon)) == {"confirmed", "recent", "old"}
 
 
 def test_a_sender_times_its_messages_strictly_increasing() -> None:
@@ -137,7 +152,8 @@ def test_calls_get_answers_and_signals_do_not() -> None:
 
 
 def test_the_scheduler_state_round_trips_and_feeds_the_row_and_listing() -> None:
-    state = rules.SchedulerState(True, '{"n":1}', {"ReceivedFromInstance": {}}, ["r"])
+    state = rules.SchedulerState(True, '{"n":1}', {"ReceivedFromInstance": {}},
+                                 {"r": history.format_timestamp(NOW)})
     assert rules.SchedulerState.parse(state.to_json()) == state
     assert rules.SchedulerState.parse(json.dumps(state.to_json())) == state  # JSON of JSON
     assert rules.SchedulerState.parse(None) == rules.SchedulerState()

@@ -28,7 +28,6 @@ from runtime.errors import (
     WorkerError,
 )
 from runtime.http.errors import (
-    ARGUMENT_MESSAGE,
     INTERNAL_MESSAGE,
     argument_error,
     error_response,
@@ -69,13 +68,14 @@ def test_invalid_arguments_answer_400_with_the_exception_message(exc: Exception)
                                  "StackTrace": None}
 
 
-def test_instance_exists_answers_400_as_an_invalid_operation() -> None:
+def test_instance_exists_answers_500_with_the_backends_exception() -> None:
     response = error_response(InstanceExists("i1", "Running"))
-    assert response.status == 400
+    assert response.status == 500
     assert body_of(response) == {
-        "Message": ARGUMENT_MESSAGE,
+        "Message": INTERNAL_MESSAGE,
         "ExceptionMessage": "An Orchestration instance with the status Running already exists.",
-        "ExceptionType": "System.InvalidOperationException", "StackTrace": None}
+        "ExceptionType": "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException",
+        "StackTrace": None}
 
 
 @pytest.mark.parametrize(("exc", "status"), [

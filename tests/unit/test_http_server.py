@@ -326,7 +326,7 @@ async def test_an_options_request_from_another_origin_is_routed_as_usual() -> No
     async with running(cors=("https://app.example",)) as host:
         status, headers, _ = await host.request("OPTIONS", "/api/hello",
                                                 headers={"Origin": "https://evil.example"})
-        assert status == 405
+        assert status == 404  # "hello" takes GET only; the host never answers 405
         assert "Access-Control-Allow-Origin" not in headers
 
 
@@ -334,7 +334,7 @@ async def test_without_cors_settings_no_preflight_is_answered() -> None:
     async with running() as host:
         status, headers, _ = await host.request("OPTIONS", "/api/hello",
                                                 headers={"Origin": "https://app.example"})
-        assert status == 405
+        assert status == 404
         assert "Access-Control-Allow-Origin" not in headers
 
 
@@ -386,15 +386,24 @@ async def test_reconfigure_changes_the_prefix_and_keys_on_the_same_port() -> Non
         assert host.invoker.calls[-1]["timeout"] == 3.0
 
 
-async def test_a_known_route_with_another_method_is_405_with_allow() -> None:
+async def test_a_known_route_with_another_method_is_404_and_said_once(
+        caplog: pytest.LogCaptureFixture) -> None:
     async with running() as host:
         status, headers, body = await host.request("POST", "/api/hello")
-        assert (status, body) == (405, b"")
-        assert headers["Allow"] == "GET"
-        status, headers, _ = await host.request("DELETE", "/api/items")
-        assert status == 405
-        assert headers["Allow"] == "GET, POST"
+        assert (status, body) == (404, b"")
+        assert "Allow" not in headers
+        for _ in range(3):
+            status, _, _ = await host.request("DELETE", "/api/items")
+            assert status == 404
+        assert (await host.request("HEAD", "/api/hello"))[0] == 404  # GET is not HEAD
         assert host.invoker.calls == []
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("On Azure")]
+    assert len(notes) == 3
+    assert "POST /api/hello answers 404" in notes[0]
+    assert "'hello' (route 'hello') accept(s) only GET" in notes[0]
+    assert "'items_get' (route 'items'), 'items_post' (route 'items') accept(s) only GET, " \
+        "POST" in notes[1]
+    assert "HEAD /api/hello" in notes[2]
 
 
 async def test_routes_with_the_same_template_dispatch_by_method() -> None:

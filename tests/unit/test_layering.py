@@ -19,6 +19,7 @@ LAYERS = {
     "config": 1, "options": 1, "functions": 1, "console": 1,
     "durable.history": 1, "durable.names": 1, "durable.tablerows": 1, "durable.urls": 1,
     "http.route_constraints": 1, "http.route_template": 1, "http.routes": 1, "http.auth": 1,
+    "http.durable_query": 1,
     "worker.protocol": 1, "storage.connection": 1, "storage.faults": 1,
     # 2: the pure engine; storage clients and requests
     "durable.engine": 2, "durable.engine.model": 2, "durable.engine.planning": 2,
@@ -38,13 +39,14 @@ LAYERS = {
     "worker.pool": 3, "worker.child": 3, "worker.child.loader": 3,
     "worker.child.invocation": 3, "worker.child.main": 3, "worker.child.sdk_speedups": 3,
     "worker.child.sessions": 3, "worker.child.orchestrations": 3,
-    "watch": 3, "http.errors": 3, "http.builtin": 3, "http.params": 3,
+    "worker.child.http_response": 3,
+    "watch": 3, "http.errors": 3, "http.builtin": 3, "http.conversion": 3,
     # 4: the workers' parts; the client; bindings
     "durable.activities": 4, "durable.checkpoint": 4, "durable.client": 4, "bindings": 4,
     "durable.entities": 4,
     # 5: the durable loops and services; HTTP endpoints
     "durable.orchestrations": 5, "durable.dispatcher": 5, "durable.services": 5,
-    "http.durable_api": 5, "http.admin": 5, "http.triggers": 5, "http.entity_api": 5,
+    "http.durable_api": 5, "http.durable_entities": 5, "http.admin": 5, "http.triggers": 5,
     # 6-9: the server, the durable runtime as served, versions, the host, the CLI
     "http.server": 6, "durable_host": 6,
     "versions": 7,
@@ -53,7 +55,7 @@ LAYERS = {
 }
 PURE = {"config", "options", "functions", "durable.history", "durable.names",
         "durable.tablerows", "durable.urls", "http.routes", "http.route_template",
-        "http.route_constraints", "http.auth", "storage.connection",
+        "http.route_constraints", "http.auth", "http.durable_query", "storage.connection",
         *(name for name in LAYERS if name.startswith("durable.engine"))}
 IMPURE_PREFIXES = ("asyncio", "aiohttp", "azure")
 # Modules that read time only through the clock (`runtime.clock`).

@@ -8,12 +8,12 @@ from runtime.errors import RouteError
 from runtime.http.routes import (
     BUILT_IN_ROUTE_CONFLICT,
     FunctionRouteError,
-    MethodNotAllowed,
     RouteConflict,
     RouteEntry,
     RouteMatch,
     RouteTable,
     RouteTemplate,
+    WrongMethod,
 )
 
 
@@ -43,9 +43,11 @@ def match(template: str, path: str) -> dict[str, str] | None:
     ("users/{id}", "users/42/posts", None),
     ("users/{id}/posts/{postId}", "users/7/posts/abc", {"id": "7", "postId": "abc"}),
     ("{a}/{b}", "x/y", {"a": "x", "b": "y"}),
-    # segments are percent-decoded after splitting, so %2F stays inside its value
+    # segments are percent-decoded as Kestrel decodes a path: all but %2F, which stays
+    # encoded in the value (it never separates segments)
     ("users/{id}", "users/a%20b", {"id": "a b"}),
-    ("users/{id}", "users/a%2Fb", {"id": "a/b"}),
+    ("users/{id}", "users/a%2Fb", {"id": "a%2Fb"}),
+    ("users/{id}", "users/a%2fb", {"id": "a%2fb"}),
     ("users/{id}", "users/%C3%A9t%C3%A9", {"id": "été"}),
     ("users/{id}", "users/a+b", {"id": "a+b"}),
     ("caf%C3%A9", "café", None),
@@ -91,7 +93,7 @@ def test_literals_and_parameters(template: str, path: str,
     ("files/{*path}", "files/", {}),
     ("files/{*path}", "other/a", None),
     ("files/{**path}", "files/a/b", {"path": "a/b"}),
-    ("files/{*path}", "files/a%2Fb/c%20d", {"path": "a/b/c d"}),
+    ("files/{*path}", "files/a%2Fb/c%20d", {"path": "a%2Fb/c d"}),
     ("{*all}", "", {}),
     ("{*all}", "x/y", {"all": "x/y"}),
     ("files/{*path=index.html}", "files", {"path": "index.html"}),
@@ -162,8 +164,8 @@ GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
     ("alpha", "%E2%84%AA", False),    # KELVIN SIGN folds to 'k' case-insensitively
     ("datetime", "2024-01-15", True),
     ("datetime", "2024-02-29", True),
-    ("datetime", "2024%2F01%2F15", True),  # a literal "/" would split the path
-    ("datetime", "1%2F15%2F2024", True),
+    ("datetime", "2024%2F01%2F15", False),  # Kestrel keeps %2F encoded: no date
+    ("datetime", "1%2F15%2F2024", False),
     ("datetime", "2024-01-15T10:30", True),
     ("datetime", "2024-01-15T10:30:00", True),
     ("datetime", "2024-01-15 10:30:00", True),
@@ -394,35 +396,37 @@ def table(*routes: tuple[str, str, list[str] | None]) -> RouteTable:
 
 
 @pytest.mark.parametrize(("routes", "path", "winner"), [
-    # literal beats parameter, whatever the registration order
-    ([("by_id", "users/{id}"), ("me", "users/me")], "users/me", "me"),
-    ([("by_id", "users/{id}"), ("me", "users/me")], "users/ME", "me"),
+    # the host tries routes in function-name order (case-insensitive), first match wins,
+    # however specific a later template is (azure-functions-host#9876)
+    ([("by_id", "users/{id}"), ("me", "users/me")], "users/me", "by_id"),
+    ([("me", "users/me"), ("by_id", "users/{id}")], "users/me", "by_id"),
+    ([("A_me", "users/me"), ("by_id", "users/{id}")], "users/ME", "A_me"),
     ([("by_id", "users/{id}"), ("me", "users/me")], "users/7", "by_id"),
-    # a constrained parameter beats an unconstrained one
     ([("by_name", "items/{name}"), ("by_id", "items/{id:int}")], "items/5", "by_id"),
     ([("by_name", "items/{name}"), ("by_id", "items/{id:int}")], "items/five", "by_name"),
-    # a complex segment beats a parameter
-    ([("any", "files/{name}"), ("dotted", "files/{base}.{ext}")], "files/a.b", "dotted"),
-    ([("any", "files/{name}"), ("dotted", "files/{base}.{ext}")], "files/ab", "any"),
-    # a catch-all comes last
-    ([("fallback", "{*path}"), ("home", "home")], "home", "home"),
-    ([("fallback", "{*path}"), ("home", "home")], "elsewhere/x", "fallback"),
-    ([("fallback", "docs/{*path}"), ("page", "docs/{page}")], "docs/intro", "page"),
-    ([("fallback", "docs/{*path}"), ("page", "docs/{page}")], "docs/a/b", "fallback"),
-    # precedence is decided by the first segment that differs
-    ([("p", "{a}/b"), ("l", "a/{b}")], "a/b", "l"),
-    # the shorter template wins when an optional segment is left out
-    ([("opt", "shop/{id?}"), ("exact", "shop")], "shop", "exact"),
-    # equally specific templates: registration order
-    ([("first", "a/{x}"), ("second", "a/{y}")], "a/1", "first"),
-    ([("second", "a/{y}"), ("first", "a/{x}")], "a/1", "second"),
-    ([("first", "a/{x:int}"), ("second", "a/{y:alpha}")], "a/1", "first"),
+    ([("Details", "products/{id}"), ("List", "products/list")], "products/list", "Details"),
+    ([("fallback", "{*path}"), ("home", "home")], "home", "fallback"),
+    ([("a_home", "home"), ("fallback", "{*path}")], "home", "a_home"),
+    ([("a_home", "home"), ("fallback", "{*path}")], "elsewhere/x", "fallback"),
+    # names that differ only in case keep their registration order
+    ([("first", "a/{x}"), ("FIRST", "a/{y}")], "a/1", "first"),
+    ([("second", "a/{y}"), ("first", "a/{x}")], "a/1", "first"),
 ])
-def test_precedence(routes: list[tuple[str, str]], path: str, winner: str) -> None:
+def test_host_order(routes: list[tuple[str, str]], path: str, winner: str) -> None:
     routes_table = table(*((name, route, None) for name, route in routes))
     found = routes_table.resolve("GET", path)
     assert isinstance(found, RouteMatch)
     assert found.function_name == winner
+
+
+def test_a_more_specific_route_reached_later_is_reported() -> None:
+    routes = table(("Details", "products/{id}", None), ("List", "products/list", None))
+    found = routes.resolve("GET", "products/list")
+    assert isinstance(found, RouteMatch)
+    assert found.function_name == "Details"
+    assert found.shadowed is not None and found.shadowed.function_name == "List"
+    other = routes.resolve("GET", "products/7")
+    assert isinstance(other, RouteMatch) and other.shadowed is None
 
 
 def test_resolve_returns_route_params() -> None:
@@ -439,37 +443,49 @@ def test_unknown_path_is_none() -> None:
     assert RouteTable().resolve("GET", "") is None
 
 
-def test_wrong_method_is_method_not_allowed() -> None:
+def test_a_known_path_with_another_method_is_a_wrong_method() -> None:
     routes = table(("read", "orders/{id}", ["GET", "HEAD"]),
                    ("write", "orders/{key}", ["put"]),
                    ("other", "misc", ["POST"]))
-    assert routes.resolve("DELETE", "orders/1") == MethodNotAllowed(
-        frozenset({"GET", "HEAD", "PUT"}))
+    assert routes.resolve("DELETE", "orders/1") == WrongMethod(
+        ("read", "write"), frozenset({"GET", "HEAD", "PUT"}))
     assert routes.resolve("put", "orders/1") == RouteMatch("write", {"key": "1"})
     assert routes.resolve("DELETE", "nowhere") is None
 
 
-def test_method_filter_falls_through_to_a_less_specific_route() -> None:
+def test_method_filter_falls_through_to_the_next_route() -> None:
     routes = table(("me", "users/me", ["GET"]), ("update", "users/{id}", ["POST"]))
     assert routes.resolve("POST", "users/me") == RouteMatch("update", {"id": "me"})
     assert routes.resolve("GET", "users/me") == RouteMatch("me", {})
-    assert routes.resolve("GET", "users/5") == MethodNotAllowed(frozenset({"POST"}))
+    assert routes.resolve("GET", "users/5") == WrongMethod(("update",), frozenset({"POST"}))
 
 
-@pytest.mark.parametrize("methods", [None, [], ["  "]])
-def test_no_methods_means_every_method(methods: list[str] | None) -> None:
-    routes = table(("anything", "x", methods))
+def test_get_does_not_imply_head() -> None:
+    routes = table(("page", "page", ["GET"]))
+    assert routes.resolve("HEAD", "page") == WrongMethod(("page",), frozenset({"GET"}))
+
+
+def test_no_methods_means_every_method() -> None:
+    routes = table(("anything", "x", None))
     assert [entry.methods for entry in routes] == [None]
-    for verb in ("GET", "POST", "PATCH", "OPTIONS"):
+    for verb in ("GET", "POST", "PATCH", "OPTIONS", "HEAD", "PURGE"):
         assert routes.resolve(verb, "x") == RouteMatch("anything", {})
 
 
-def test_table_iterates_entries_in_registration_order() -> None:
+@pytest.mark.parametrize("methods", [[], ["  "]])
+def test_an_empty_method_list_matches_no_method(methods: list[str]) -> None:
+    routes = table(("nothing", "x", methods))
+    assert [entry.methods for entry in routes] == [frozenset()]
+    assert routes.never_matched() == list(routes)
+    assert routes.resolve("GET", "x") == WrongMethod(("nothing",), frozenset())
+
+
+def test_table_iterates_entries_in_host_order() -> None:
     routes = table(("b", "{*all}", ["post", " get "]), ("a", "a", None))
     assert len(routes) == 2
     assert list(routes) == [
-        RouteEntry("b", RouteTemplate("{*all}"), frozenset({"GET", "POST"})),
         RouteEntry("a", RouteTemplate("a"), None),
+        RouteEntry("b", RouteTemplate("{*all}"), frozenset({"GET", "POST"})),
     ]
 
 
@@ -523,8 +539,8 @@ def test_same_route_with_disjoint_methods_is_fine() -> None:
     assert errors == []
     assert routes.resolve("GET", "orders/1") == RouteMatch("read", {"id": "1"})
     assert routes.resolve("PUT", "orders/1") == RouteMatch("write", {"id": "1"})
-    assert routes.resolve("PATCH", "orders/1") == MethodNotAllowed(
-        frozenset({"GET", "POST", "PUT"}))
+    assert routes.resolve("PATCH", "orders/1") == WrongMethod(
+        ("read", "write"), frozenset({"GET", "POST", "PUT"}))
 
 
 def test_different_parameter_names_are_different_routes() -> None:
@@ -534,6 +550,8 @@ def test_different_parameter_names_are_different_routes() -> None:
 
 
 def test_rejected_functions_do_not_block_later_ones() -> None:
+    # Validated in function-name order: of two clashing routes the later name is
+    # rejected and the message names the earlier one (ScriptHost.ValidateFunction).
     routes, errors = RouteTable.build([
         ("broken", "orders/{id", None),
         ("orders", "orders", None),
@@ -542,14 +560,20 @@ def test_rejected_functions_do_not_block_later_ones() -> None:
         ("admin_again", "admin/x", None),
         ("other", "other", None),
     ])
-    assert [entry.function_name for entry in routes] == ["orders", "other"]
+    assert [entry.function_name for entry in routes] == ["dup", "other"]
     assert all(isinstance(e, FunctionRouteError) for e in errors)
     assert [(type(e), e.function_name) for e in errors if isinstance(e, FunctionRouteError)] == [
-        (FunctionRouteError, "broken"), (RouteConflict, "dup"),
-        (RouteConflict, "admin_page"), (RouteConflict, "admin_again"),
+        (RouteConflict, "admin_again"), (RouteConflict, "admin_page"),
+        (FunctionRouteError, "broken"), (RouteConflict, "orders"),
     ]
-    assert str(errors[1]) == (
-        "The route specified conflicts with the route defined by function 'orders'.")
+    assert str(errors[3]) == (
+        "The route specified conflicts with the route defined by function 'dup'.")
+
+
+def test_an_empty_method_list_conflicts_like_all_methods() -> None:
+    _, errors = RouteTable.build([("a", "x", []), ("b", "x", ["GET"])])
+    assert [str(e) for e in errors] == [
+        "The route specified conflicts with the route defined by function 'a'."]
 
 
 def test_a_bad_template_names_the_function_and_the_problem() -> None:

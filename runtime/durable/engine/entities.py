@@ -11,8 +11,13 @@ entity's history is always three events long.
 Exactly once: every request has an id. Requests sent by an orchestration carry the
 orchestration's time (strictly increasing per destination) and are dropped when not newer
 than the last one received from that orchestration's execution (the extension's
-MessageSorter); the ids of the last batch are kept too, so a batch redelivered after a
-crash between its commit and the deletion of its messages is not applied again.
+MessageSorter). The state also keeps the ids of the requests whose messages may still be
+in the queue ("in doubt"): those of the last batch (deleted after the commit) and older
+ones whose deletion was not confirmed (a crash between a commit and the deletions, or a
+lock that expired so another receiver holds the copy). A message comes back at the
+latest one control-queue lock after it was last received, so an id leaves the set once
+its deletion is confirmed, or once a lock and a margin have passed both since its commit
+and since this host started serving the entity.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def scheduler_id(name: str, key: str) -> str:
     """`@name@key`, the name lower-cased (EntityId.GetSchedulerId)."""
     if not name:
         raise InvalidEntityId("Invalid entity id: entity name must not be a null or empty "
-                              "string.")
+                              "string. (Parameter 'entityName')")
     return f"@{name.lower()}@{key}"
 
 
@@ -66,8 +71,9 @@ def is_entity(instance_id: str) -> bool:
 def check_key(key: str) -> None:
     """The extension's rule for keys of signals (SignalEntityAsyncInternal)."""
     if any(c in "/\\#?" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in key):
-        raise InvalidEntityId(
-            "Entity keys must not contain /, \\, #, ?, or control characters.")
+        # The extension's ArgumentException has its two arguments swapped, hence the text.
+        raise InvalidEntityId("entityKey (Parameter 'Entity keys must not contain /, \\, #, "
+                              "?, or control characters.')")
 
 
 # --- messages -------------------------------------------------------------------------
@@ -175,13 +181,14 @@ def response_event(request_id: str, result_text: str | None, is_error: bool,
 
 @dataclass
 class SchedulerState:
-    """The extension's SchedulerState (`exists`, `state`, `sorter`), plus `lastBatch`: the
-    request ids of the last batch committed."""
+    """The extension's SchedulerState (`exists`, `state`, `sorter`), plus `inDoubt`: the
+    ids of applied requests whose messages may still be delivered, with the time of the
+    batch that applied them (ISO text)."""
 
     exists: bool = False
     state: str | None = None
     sorter: dict[str, Any] = field(default_factory=dict)
-    last_batch: list[str] = field(default_factory=list)
+    in_doubt: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> SchedulerState:
@@ -194,7 +201,7 @@ class SchedulerState:
         if not isinstance(value, dict):
             return cls()
         return cls(bool(value.get("exists")), value.get("state"),
-                   dict(value.get("sorter") or {}), list(value.get("lastBatch") or []))
+                   dict(value.get("sorter") or {}), dict(value.get("inDoubt") or {}))
 
     def to_json(self) -> str:
         data: dict[str, Any] = {}
@@ -203,8 +210,8 @@ class SchedulerState:
         if self.state is not None:
             data["state"] = self.state
         data["sorter"] = self.sorter
-        if self.last_batch:
-            data["lastBatch"] = self.last_batch
+        if self.in_doubt:
+            data["inDoubt"] = self.in_doubt
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @property
@@ -226,7 +233,7 @@ def select(state: SchedulerState, events: list[dict[str, Any]],
     """The requests to run, in order, and the indexes of the incoming events that are
     duplicates or not requests (consumed without effect). Updates `state.sorter`."""
     received = state.sorter.setdefault("ReceivedFromInstance", {})
-    seen = set(state.last_batch)
+    seen = set(state.in_doubt)
     run: list[Request] = []
     dropped: list[int] = []
     for index, event in enumerate(events):
@@ -245,6 +252,22 @@ def select(state: SchedulerState, events: list[dict[str, Any]],
         seen.add(request.request_id)
         run.append(request)
     return run, dropped
+
+
+def next_in_doubt(in_doubt: Mapping[str, str], applied: list[str], now: datetime, *,
+                  confirmed: set[str], serving_since: datetime,
+                  horizon: timedelta) -> dict[str, str]:
+    """The in-doubt ids after a batch: the ones it applied, and the earlier ones whose
+    deletion was not `confirmed` and that could still come back (within `horizon` of
+    their commit, or of `serving_since`: a crashed host's messages reappear at most one
+    lock after it received them, before this host started serving the entity)."""
+    stamp = history.format_timestamp(now)
+    kept = {request_id: when for request_id, when in in_doubt.items()
+            if request_id not in confirmed and (
+                now - serving_since < horizon or
+                now - history.parse_timestamp(when) < horizon)}
+    kept.update((request_id, stamp) for request_id in applied)
+    return kept
 
 
 def next_timestamp(now: datetime, last: datetime | None) -> datetime:
@@ -337,7 +360,8 @@ def entity_status(instance_id: str, row: Mapping[str, Any], *,
 
 __all__ = ["NO_LOCKS", "OPERATION_EVENT", "InvalidEntityId", "OperationResult", "Request",
            "SchedulerState", "batch_context", "check_key", "commit_events", "entity_status",
-           "instance_fields", "is_entity", "is_response", "next_timestamp", "operation_input",
+           "instance_fields", "is_entity", "is_response", "next_in_doubt", "next_timestamp",
+           "operation_input",
            "parse_request", "parse_scheduler_id", "read_result", "request_id_for",
            "request_json", "response_event", "responses", "scheduler_id", "select",
            "state_of"]

@@ -232,7 +232,8 @@ class EntitySpec(Spec):
         except entities.InvalidEntityId as exc:
             raise Rejected(str(exc)) from None
         if not known.has("entities", entity):
-            raise Rejected(wording.unknown_function(entity, "entity", known.entities))
+            raise Rejected(wording.unknown_entity_message(entity, known.entities,
+                                                          known.orchestrators))
 
     def schedule(self, task_id: int, target: Target,
                  now: datetime) -> tuple[dict[str, Any] | None, OutgoingMessage | None]:

@@ -145,8 +145,8 @@ class AzureTaskHub(TaskHub):
                       lock_seconds: float) -> list[QueueMessage]:
         return await self.queues.receive(queue, max_messages, lock_seconds)
 
-    async def delete_message(self, msg: QueueMessage) -> None:
-        await self.queues.delete(msg.queue, msg.message_id, msg.pop_receipt)
+    async def delete_message(self, msg: QueueMessage) -> bool:
+        return await self.queues.delete(msg.queue, msg.message_id, msg.pop_receipt)
 
     async def abandon(self, msg: QueueMessage, delay: float) -> None:
         await self.queues.abandon(msg, delay)

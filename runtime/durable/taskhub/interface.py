@@ -121,8 +121,10 @@ class TaskHub(ABC):
         Unreadable messages are dropped with a warning."""
 
     @abstractmethod
-    async def delete_message(self, msg: QueueMessage) -> None:
-        """Delete a received message; one that is already gone is fine."""
+    async def delete_message(self, msg: QueueMessage) -> bool:
+        """Delete a received message: True when it is gone (deleted now, or already),
+        False when another receiver holds it now (our receipt is stale), so it will be
+        delivered again."""
 
     @abstractmethod
     async def abandon(self, msg: QueueMessage, delay: float) -> None:

@@ -144,10 +144,12 @@ class MemoryTaskHub(TaskHub):
                 return message if message.pop_receipt == msg.pop_receipt else None
         return None
 
-    async def delete_message(self, msg: QueueMessage) -> None:
+    async def delete_message(self, msg: QueueMessage) -> bool:
         message = self._held(msg)
         if message is not None:
             self.queues[msg.queue].remove(message)
+            return True
+        return not any(m.message_id == msg.message_id for m in self.queues.get(msg.queue, []))
 
     async def abandon(self, msg: QueueMessage, delay: float) -> None:
         message = self._held(msg)

@@ -131,8 +131,10 @@ class AzureQueues:
                             dequeue_count=int(raw.dequeue_count or 0),
                             inserted_on=raw.inserted_on, body=body)
 
-    async def delete(self, queue: str, message_id: str, pop_receipt: str) -> None:
-        async def op() -> None:
+    async def delete(self, queue: str, message_id: str, pop_receipt: str) -> bool:
+        """Delete a message; True when it is gone, False when another receiver holds it
+        (the pop receipt no longer matches: it will be delivered again)."""
+        async def op() -> bool:
             try:
                 await self.queue_ops.delete(queue, message_id, pop_receipt)
             except ResourceNotFoundError:
@@ -141,10 +143,12 @@ class AzureQueues:
                 if not _is_pop_receipt_mismatch(exc):
                     raise
                 # Our lock expired and another receiver holds the message now; it will
-                # be processed again (at least once), which is all we can do.
+                # be delivered again, and duplicates are dropped downstream.
                 log.warning("Message %s in %s was received again by another consumer "
                             "before it could be deleted", message_id, queue)
-        await self.ops.run(op, f"deleting a message from {queue}")
+                return False
+            return True
+        return await self.ops.run(op, f"deleting a message from {queue}")
 
     async def abandon(self, msg: QueueMessage, delay: float) -> None:
         hidden_for = max(0, min(MAX_VISIBILITY_DELAY, math.ceil(delay)))

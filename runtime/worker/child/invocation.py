@@ -19,10 +19,12 @@ from azure.functions.durable_functions import (
     EnitityTriggerConverter,
     OrchestrationTriggerConverter,
 )
+from azure.functions.http import HttpRequestConverter
 
+from runtime.worker.child.http_response import encode_http_response
 from runtime.worker.child.loader import LoadedFunction
 from runtime.worker.child.orchestrations import OrchestratorRunner
-from runtime.worker.protocol import HttpRequestData, HttpResponseData
+from runtime.worker.protocol import HttpRequestData
 
 
 class _TraceContext(func._abc.TraceContext):
@@ -98,10 +100,23 @@ def _is_input(binding: dict[str, Any]) -> bool:
 
 
 def build_http_request(data: dict[str, Any]) -> func.HttpRequest:
+    """The request exactly as the worker builds it: azure-functions'
+    HttpRequestConverter.decode over the RpcHttp datum, with the body as bytes (the
+    Python worker asks the host for raw body bytes, whatever the content type), so
+    `get_json()` raises ValueError('HTTP request does not contain valid JSON data')."""
     request = HttpRequestData.from_json(data)
-    return func.HttpRequest(method=request.method, url=request.url, headers=request.headers,
-                            params=request.params, route_params=request.route_params,
-                            body=request.body)
+    value = {
+        "method": meta.Datum(type="string", value=request.method),
+        "url": meta.Datum(type="string", value=request.url),
+        "headers": {k: meta.Datum(type="string", value=v) for k, v in request.headers.items()},
+        "query": {k: meta.Datum(type="string", value=v) for k, v in request.params.items()},
+        "params": {k: meta.Datum(type="string", value=v)
+                   for k, v in request.route_params.items()},
+        "body": meta.Datum(type="bytes", value=request.body),
+    }
+    decoded: func.HttpRequest = HttpRequestConverter.decode(
+        meta.Datum(type="http", value=value), trigger_metadata=None)
+    return decoded
 
 
 def convert_input(binding: dict[str, Any], value: Any) -> Any:
@@ -141,25 +156,6 @@ def encode_result(function: LoadedFunction, result: Any) -> dict[str, Any]:
             raise TypeError(f"{kind} function returned {type(result).__name__}, expected str")
         return {"kind": "json", "text": result}
     return {"kind": "none"}
-
-
-def encode_http_response(result: Any) -> dict[str, Any]:
-    """An HTTP function's return value as the host's HttpResponseData payload."""
-    if isinstance(result, func.HttpResponse):
-        headers = {k: v for k, v in result.headers.items()}
-        if not any(k.lower() == "content-type" for k in headers):
-            mimetype = result.mimetype or "text/plain"
-            charset = result.charset or "utf-8"
-            headers["Content-Type"] = f"{mimetype}; charset={charset}"
-        return HttpResponseData(result.status_code, tuple(headers.items()),
-                                result.get_body() or b"").to_json()
-    if isinstance(result, str):
-        return HttpResponseData(200, (("Content-Type", "text/plain; charset=utf-8"),),
-                                result.encode("utf-8")).to_json()
-    if result is None:
-        return HttpResponseData(204, ()).to_json()
-    raise TypeError(
-        f"HTTP function returned {type(result).__name__}; return func.HttpResponse or str.")
 
 
 async def run(function: LoadedFunction, message: dict[str, Any],

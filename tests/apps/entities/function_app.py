@@ -25,6 +25,15 @@ def counter(context: df.DurableEntityContext):
         raise ValueError(f"no, not at {current}")
 
 
+@app.entity_trigger(context_name="context")
+def journal(context: df.DurableEntityContext):
+    """Records what it is sent, in order: duplicates and losses show."""
+    entries = context.get_state(list)
+    if context.operation_name == "append":
+        entries.append(context.get_input())
+    context.set_state(entries)
+
+
 @app.route(route="signal/{key}/{operation}", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def signal(req: func.HttpRequest, client: df.DurableOrchestrationClient):
