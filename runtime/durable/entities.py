@@ -49,6 +49,15 @@ class _Outcome:
     results: list[rules.OperationResult]
 
 
+def _error_text(result: str | None) -> str:
+    """An operation's error as a line: the SDK sends str(exception) as JSON text."""
+    try:
+        value = json.loads(result or "null")
+    except ValueError:
+        return str(result)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 class EntityWorker:
     """Runs entity batches; collaborators are handed in by the dispatcher."""
 
@@ -85,6 +94,10 @@ class EntityWorker:
         if requests:
             outcome = await self._execute(instance_id, state, requests)
             state.exists, state.state = outcome.exists, outcome.state
+            for request, result in zip(requests, outcome.results, strict=True):
+                if result.is_error:  # the extension's OperationFailed, in the console
+                    log.warning("Entity '%s': operation '%s' failed and was rolled back: %s",
+                                instance_id, request.operation, _error_text(result.result))
             outgoing = rules.responses(requests, outcome.results, self.clock.now())
         now = self.clock.now()
         state.in_doubt = rules.next_in_doubt(

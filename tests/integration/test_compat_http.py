@@ -241,6 +241,12 @@ def test_route_function_name_order(host: HostProcess) -> None:
     assert len(line) == 1 and "'List' (route 'products/list') is more specific" in line[0]
 
 
+def test_route_conflict_order(host: HostProcess) -> None:
+    assert call(host, "GET", "/api/clash").body == b"alpha"
+    host.wait_for_log("The function 'zeta_clash' is skipped: The route specified conflicts "
+                      "with the route defined by function 'alpha_clash'.")
+
+
 def test_route_case_and_slash(host: HostProcess) -> None:
     assert call(host, "GET", "/API/Products/7/").body == b"Details 7"
 

@@ -158,6 +158,8 @@ def test_cart_entity_and_checkout_orchestration(host: HostProcess) -> None:
         response = host.get(entity)
         return response.json() if response.status == 200 else response.status
     poll(cart, {"apple": 6, "coffee": 1})  # the negative quantity failed and changed nothing
+    host.wait_for_log("Entity '@cart@c1': operation 'add' failed and was rolled back: "
+                      "quantity must be positive, not -1")
     checkout = host.post("/api/carts/c1/checkout").json()
     assert follow(checkout["statusQueryGetUri"])["output"] == {
         "status": "paid", "items": {"apple": 6, "coffee": 1}, "total": 10.0}

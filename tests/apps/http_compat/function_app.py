@@ -138,3 +138,15 @@ def never(req: func.HttpRequest) -> func.HttpResponse:
 @app.route()
 def default_route(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("default route")
+
+
+# Two functions on one route: registered zeta first, but the host validates in
+# function-name order, so alpha_clash is served and zeta_clash is skipped.
+@app.route(route="clash", methods=["GET"])
+def zeta_clash(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("zeta")
+
+
+@app.route(route="clash", methods=["GET"])
+def alpha_clash(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("alpha")
