@@ -53,14 +53,25 @@ class WorkerError(HostError):
 
 
 class WorkerDied(WorkerError):
-    """The worker holding an invocation exited before answering."""
+    """The worker holding an invocation exited before answering. `others` is how many
+    other invocations it was running then (so this one may not be what killed it);
+    `recycled` says the host stopped it (after another invocation's timeout)."""
 
-    def __init__(self, pid: int | None, exit_code: int | None) -> None:
+    def __init__(self, pid: int | None, exit_code: int | None, *, others: int = 0,
+                 recycled: bool = False) -> None:
         self.pid = pid
         self.exit_code = exit_code
+        self.others = others
+        self.recycled = recycled
         super().__init__(
             f"The worker process (pid {pid}) exited with code {exit_code} "
             "while running this invocation.")
+
+    @property
+    def alone(self) -> bool:
+        """Whether the invocation was the only one in that worker, which the host did
+        not stop: then it is what made the worker exit."""
+        return self.others == 0 and not self.recycled
 
 
 class InvocationTimeout(WorkerError):

@@ -79,9 +79,8 @@ class Host:
             else DEFAULT_PORT
 
     def owner_id(self) -> str:
-        """Stable across restarts of this host (same machine, app and port), so a host
-        restarted after a crash takes its partition leases back at once; distinct for
-        hosts running side by side, which cannot share a port."""
+        """The label of this host in the partition leases (machine, port, app), for
+        people and tools; balancing tells processes apart by a random id of their own."""
         port = self.port or (self.options.port if self.options.port is not None
                              else DEFAULT_PORT)
         return f"{socket.gethostname()}:{port}:{self.script_root}"

@@ -15,6 +15,12 @@ Two ways out, both at least once:
 
 Work items held are kept hidden by renewing their lock (`WorkItems`), so a crashed host's
 work becomes visible again within one lock period.
+
+Crash attribution: when a worker process exits, every invocation it was running fails
+with WorkerDied. Only one that ran alone in the worker is charged with the exit; the
+others are "suspects" and run again alone (an exclusive invocation), so an activity that
+kills its worker fails after MAX_WORKER_EXITS exits of its own, with a message saying
+so, and the activities beside it are retried without losing anything.
 """
 
 from __future__ import annotations
@@ -34,14 +40,23 @@ from runtime.durable.app import AppFunctions
 from runtime.durable.engine import activity
 from runtime.durable.inflight import Pending, WorkItems
 from runtime.durable.taskhub import QueueMessage, TaskHub
-from runtime.errors import FunctionInvocationError, InvocationTimeout, StorageError, WorkerError
+from runtime.errors import (
+    FunctionInvocationError,
+    InvocationTimeout,
+    StorageError,
+    WorkerDied,
+    WorkerError,
+)
 
 log = console.get("durable")
 
 MIN_POLL = 0.05
 MAX_IDLE_POLL = 1.0  # locally, a second is the most a new message waits for a poll
-LOCAL_LOCK = 30.0  # the longest an activity this host runs stays hidden between renewals
-MAX_ACTIVITY_ATTEMPTS = 5  # attempts interrupted by a dying worker before giving up
+LOCAL_LOCK = 15.0  # the longest an activity this host runs stays hidden between renewals
+# An activity that made its worker exit this many times, each time running alone in it,
+# fails. Attempts cut off by another invocation's crash, a timeout recycle or a host
+# crash are not counted: they run again, alone in a worker, to learn who is at fault.
+MAX_WORKER_EXITS = 3
 
 
 def abandon_delay(dequeue_count: int) -> float:
@@ -73,6 +88,9 @@ class ActivityWorker:
                                     clock)
         self.running = 0  # activities in flight (slots taken)
         self.starved = False  # the poller waits for a free slot
+        # Crash attribution, by work item: exits charged, and items to run alone.
+        self.exits: dict[str, int] = {}
+        self.suspects: set[str] = set()
         self.wake = asyncio.Event()
         self.active = False
         self._http: aiohttp.ClientSession | None = None
@@ -151,7 +169,9 @@ class ActivityWorker:
                 for message in messages:
                     self.running += 1
                     self.work_items.hold(message, lock)
-                    self.spawn(self._hand_over(message, self.spawn(self._attempt(message.event))))
+                    alone = message.message_id in self.suspects
+                    self.spawn(self._hand_over(message, self.spawn(
+                        self._attempt(message.event, alone))))
                 continue
             delay = await self._poll(delay)
 
@@ -162,11 +182,12 @@ class ActivityWorker:
 
     # -- running one -----------------------------------------------------------------
 
-    async def _attempt(self, event: dict[str, Any]) -> dict[str, Any] | WorkerError:
+    async def _attempt(self, event: dict[str, Any],
+                       exclusive: bool = False) -> dict[str, Any] | WorkerError:
         """The activity's TaskCompleted/TaskFailed, or the WorkerError that interrupted it.
         Frees the activity slot when done."""
         try:
-            return await self.execute(event)
+            return await self.execute(event, exclusive=exclusive)
         except WorkerError as exc:
             return exc
         finally:
@@ -174,9 +195,11 @@ class ActivityWorker:
             if self.starved:
                 self.wake.set()  # the poller waits for a free slot
 
-    async def execute(self, event: dict[str, Any]) -> dict[str, Any]:
+    async def execute(self, event: dict[str, Any], *,
+                      exclusive: bool = False) -> dict[str, Any]:
         """Run the activity `event` (a TaskScheduled) names; its completion event.
-        Raises WorkerError when its worker died under it."""
+        Raises WorkerError when its worker died under it; `exclusive` runs it alone in
+        its worker."""
         name = str(event.get("Name"))
         if name == engine.HTTP_ACTIVITY:
             return await self._call_http(event)
@@ -189,7 +212,7 @@ class ActivityWorker:
         try:
             value = await self.app.invoker.invoke(
                 spec.name, {trigger_name: "null" if input_text is None else input_text},
-                timeout=self.app.function_timeout)
+                timeout=self.app.function_timeout, exclusive=exclusive)
         except FunctionInvocationError as exc:
             return activity.raised(event, exc.exc_type, exc.exc_message, exc.traceback_text,
                                    now())
@@ -218,13 +241,25 @@ class ActivityWorker:
                          outcome: asyncio.Task[dict[str, Any] | WorkerError]) -> None:
         completion = await outcome
         event = message.event
+        key = message.message_id
         if isinstance(completion, WorkerError):
-            if message.dequeue_count + 1 < MAX_ACTIVITY_ATTEMPTS:
-                log.warning("Activity '%s' of '%s' was interrupted (%s); it will be retried.",
-                            event.get("Name"), message.instance_id, completion)
+            exits = self.exits.get(key, 0)
+            if isinstance(completion, WorkerDied) and completion.alone:
+                exits += 1
+                self.exits[key] = exits
+            if exits < MAX_WORKER_EXITS:
+                self.suspects.add(key)
+                log.warning("Activity '%s' of '%s' was interrupted (%s); it will run again, "
+                            "alone in a worker process.", event.get("Name"),
+                            message.instance_id, completion)
                 await self._release(message)
                 return
-            completion = activity.failed(event, str(completion), self.clock.now())
+            completion = activity.failed(
+                event, f"{completion} It made its worker process exit {exits} times, "
+                       "each time running alone in it, so it is not run again.",
+                self.clock.now())
+        self.exits.pop(key, None)
+        self.suspects.discard(key)
         pending = Pending(completion, message, local=True)
         if self.sink is None or not self.sink.accept_local(pending):
             await self.report_via_queue(pending)
@@ -263,5 +298,5 @@ async def _discard(outcome: asyncio.Task[Any]) -> None:
     await asyncio.gather(outcome, return_exceptions=True)
 
 
-__all__ = ["LOCAL_LOCK", "MAX_ACTIVITY_ATTEMPTS", "ActivityWorker", "ResultSink",
+__all__ = ["LOCAL_LOCK", "MAX_WORKER_EXITS", "ActivityWorker", "ResultSink",
            "abandon_delay"]

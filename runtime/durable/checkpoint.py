@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from runtime import console
 from runtime.clock import Clock
 from runtime.durable import engine
-from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending
+from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending, WorkItems
 from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 
 log = console.get("durable")
@@ -50,6 +50,9 @@ class Checkpoint:
         self.cache = cache
         self.writes = writes
         self.notify = notify
+        # The control messages' locks (their latest receipts), set by the orchestration
+        # worker that holds them.
+        self.locks: WorkItems | None = None
 
     async def delete(self, consumed: list[Pending]) -> list[Pending]:
         """Delete consumed messages: control messages, and the work items of activity
@@ -59,6 +62,8 @@ class Checkpoint:
             if pending.local:
                 await self.activities.delete(pending.message)
                 return True
+            if self.locks is not None:
+                return await self.locks.delete(pending.message)
             return await self.hub.delete_message(pending.message)
         gone = await asyncio.gather(*(one(p) for p in consumed))
         return [p for p, ok in zip(consumed, gone, strict=True) if ok]

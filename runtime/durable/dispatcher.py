@@ -134,7 +134,7 @@ class Dispatcher:
         committed meanwhile are already gone, which is fine."""
         async def visible(message: QueueMessage) -> None:
             try:
-                await self.hub.abandon(message, 0)
+                await self.orchestrations.locks.release(message, 0)
             except StorageError:
                 pass
         await asyncio.gather(*(visible(p.message) for p in held if not p.local),

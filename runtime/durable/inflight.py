@@ -87,9 +87,10 @@ class HistoryCache:
 
 
 class WorkItems:
-    """Activity messages this host holds (received, or sent hidden to run itself), kept
-    hidden from other pollers until they are deleted. A lock is renewed when half of it
-    is left, so a crashed host's work is visible again within one lock period."""
+    """Messages this host holds (activity work items received or sent hidden to run
+    itself; control messages buffered or in an episode), kept hidden from other pollers
+    until they are deleted. A lock is renewed when half of it is left, so a crashed
+    host's work is visible again within one lock period."""
 
     def __init__(self, hub: TaskHub, lock: float, clock: Clock) -> None:
         self.hub = hub
@@ -105,10 +106,11 @@ class WorkItems:
         entry = self.held.get(message.message_id)
         return entry[0] if entry else message
 
-    async def delete(self, message: QueueMessage) -> None:
+    async def delete(self, message: QueueMessage) -> bool:
+        """Delete it with its latest receipt; False when another receiver holds it."""
         current = self.current(message)
         self.held.pop(message.message_id, None)
-        await self.hub.delete_message(current)
+        return await self.hub.delete_message(current)
 
     async def release(self, message: QueueMessage, delay: float) -> None:
         current = self.current(message)
@@ -124,6 +126,12 @@ class WorkItems:
             await self.hub.abandon(entry[0], delay)
         except StorageError:
             pass
+
+    def forget_where(self, predicate: Any) -> None:
+        """Stop holding (and renewing) the messages `predicate` picks: another host owns
+        them now."""
+        for message_id in [i for i, (m, _) in self.held.items() if predicate(m)]:
+            self.held.pop(message_id, None)
 
     async def renew_expiring(self) -> None:
         now = self.clock.monotonic()

@@ -1,22 +1,32 @@
-"""Ownership of control-queue partitions through blob leases.
+"""Ownership of control-queue partitions through blob leases, balanced between hosts.
 
 Each partition has a lease blob `h-leases/default/h-control-NN`, the layout of DTFx's legacy
-partition manager; its body {PartitionId, Owner, Token, Epoch} shows who owns it. A host
-reads a control queue only while it holds that blob's lease.
+partition manager; its body {PartitionId, Owner, Token, Epoch} shows who owns it, and its
+metadata names the owning process. A host reads a control queue only while it holds that
+blob's lease.
 
 Why blob leases rather than DTFx's newer table partition manager (`HPartitions`):
 - Expiry is kept by the storage service. A host that dies loses its partitions after at
-  most one lease period, with no clock comparison between hosts; the table manager writes
-  `ExpiresAt` timestamps and trusts every host's clock.
-- Cheap: one small request per owned partition per renewal, instead of reading and
-  conditionally rewriting the whole table every few seconds.
-- Simple: the table manager's value is graceful hand-over between many workers (NextOwner,
-  draining). A local host runs one or a few processes; they take free partitions and never
-  steal, and a partition moves only when its owner releases it or dies.
+  most one lease period (15 s, the shortest a blob lease can be), with no clock comparison
+  between hosts; the table manager writes `ExpiresAt` timestamps and trusts every clock.
 - The lease blobs live in the blob service, a separate Azurite process from tables and
   queues, so Azurite's queue garbage-collection freezes do not stall lease renewals.
-Split-brain (two hosts briefly processing one partition after a missed renewal) is made
-harmless by the sentinel-row ETag of every history write, exactly as in DTFx.
+
+Balancing follows the framework's method (steal from hosts that own more than their share,
+drain, release, hand over), in the storage the legacy layout already has. Every few seconds
+a host lists the lease container (one request): which partitions are leased, by which
+process, and which hand-over requests are pending. A host owning at least two partitions
+fewer than the busiest one asks it for one partition by writing a request blob
+(`h-leases/requests/h-control-NN`, naming itself). The owner sees the request at its next
+survey, stops reading that control queue, lets the instances in flight finish their
+episodes (bounded), hands their buffered messages back, and releases the lease; no other
+host takes a partition someone asked for while the request is fresh, so the requester gets
+it. Free partitions (never leased, released, or expired after a crash) are taken up to a
+fair share. Hosts converge to shares that differ by at most one.
+
+Lease ids are random per process, so two processes can never hold one lease. Split-brain
+(two hosts briefly processing one partition after a missed renewal) is made harmless by
+the sentinel-row ETag of every history write, exactly as in DTFx.
 """
 
 from __future__ import annotations
@@ -24,9 +34,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import (
@@ -46,11 +59,15 @@ from runtime.storage.retries import describe_error, with_retries
 log = logging.getLogger(__name__)
 
 LEASE_TYPE = "default"
+REQUESTS = "requests"
+LEASE_SECONDS = 15
+# A hand-over request older than this is ignored (its requester is gone or got enough).
+REQUEST_SECONDS = 4 * LEASE_SECONDS
 
 
 class Partitions(ABC):
     """Which control-queue partitions this host may read (`owned`), kept up to date by
-    the orchestration worker calling `renew` and `acquire_available` periodically."""
+    the orchestration worker calling `renew`, `acquire_available` and `requested`."""
 
     @property
     @abstractmethod
@@ -58,11 +75,20 @@ class Partitions(ABC):
 
     @abstractmethod
     async def acquire_available(self) -> list[int]:
-        """Take every partition that is free; return the ones newly owned."""
+        """Take free partitions up to this host's share; return the ones newly owned."""
 
     @abstractmethod
     async def renew(self) -> list[int]:
         """Keep the owned partitions; return the ones lost."""
+
+    def requested(self) -> dict[int, str]:
+        """Owned partitions other hosts asked for (partition -> requester), as of the
+        last `acquire_available`: drain them and `release` them."""
+        return {}
+
+    @abstractmethod
+    async def release(self, partition: int) -> None:
+        """Give one partition up (after draining it)."""
 
     @abstractmethod
     async def release_all(self) -> None:
@@ -88,6 +114,9 @@ class AllPartitions(Partitions):
     async def renew(self) -> list[int]:
         return []
 
+    async def release(self, partition: int) -> None:
+        self._owned = self._owned - {partition}
+
     async def release_all(self) -> None:
         self._owned = frozenset()
 
@@ -99,34 +128,102 @@ class _Held:
     epoch: int = field(default=0)
 
 
+@dataclass(frozen=True)
+class Survey:
+    """One listing of the lease container: who leases each partition (a process id, or
+    None when free) and the pending hand-over requests (partition -> requester)."""
+
+    holders: dict[int, str | None]
+    requests: dict[int, str]
+
+    def shares(self, me: str) -> Counter[str]:
+        counts = Counter(h for h in self.holders.values() if h is not None)
+        counts[me] += 0
+        for requester in self.requests.values():
+            counts[requester] += 0  # a host asking for work is a host
+        return counts
+
+
+def fair_share(partitions: int, hosts: int) -> int:
+    """The most partitions one host should own (the shares differ by at most one)."""
+    return math.ceil(partitions / max(1, hosts))
+
+
+def steal_from(survey: Survey, me: str) -> int | None:
+    """The partition to ask for, if any: one of the busiest host's, when it owns at least
+    two more than this host (so one moving makes the split fairer), and none is asked
+    for already by this host."""
+    if me in survey.requests.values():
+        return None  # one hand-over at a time
+    shares = survey.shares(me)
+    busiest, most = max(((h, n) for h, n in shares.items() if h != me),
+                        key=lambda item: (item[1], item[0]), default=(None, 0))
+    if busiest is None or most < shares[me] + 2:
+        return None
+    candidates = sorted(p for p, h in survey.holders.items()
+                        if h == busiest and p not in survey.requests)
+    return candidates[-1] if candidates else None
+
+
 class PartitionLeases(Partitions):
-    """Partition ownership through blob leases (see the module docstring)."""
+    """Partition ownership through blob leases (see the module docstring). `owner_id`
+    is the label people see (machine, port, app); the process id that balancing counts
+    by is random per process."""
 
     def __init__(self, storage: StorageClients, hub_name: str, partition_count: int,
-                 owner_id: str, lease_seconds: int = 30, *, clock: Clock | None = None) -> None:
+                 owner_id: str, lease_seconds: int = LEASE_SECONDS, *,
+                 clock: Clock | None = None) -> None:
         if not 15 <= lease_seconds <= 60:
             raise ValueError(f"a blob lease lasts 15-60 seconds; got {lease_seconds}")
         self.clock = clock or SystemClock()
         self.names = nm.hub_names(hub_name, partition_count)
         self.owner_id = owner_id
+        self.process_id = uuid.uuid4().hex  # also this process's lease id
         self.lease_seconds = lease_seconds
         self._container = storage.blobs.get_container_client(self.names.leases_container)
         self._blobs = [self._container.get_blob_client(f"{LEASE_TYPE}/{queue}")
                        for queue in self.names.control_queues]
         self._held: dict[int, _Held] = {}
         self._blob_exists: set[int] = set()
+        self._requested: dict[int, str] = {}
+        self.last_survey: Survey | None = None
 
     @property
     def owned(self) -> frozenset[int]:
         return frozenset(self._held)
 
+    def requested(self) -> dict[int, str]:
+        return dict(self._requested)
+
+    # --- the balancing round -----------------------------------------------------------
+
     async def acquire_available(self) -> list[int]:
-        """Take every partition whose lease is free or expired; return the new ones."""
-        candidates = [p for p in range(len(self._blobs)) if p not in self._held]
-        results = await asyncio.gather(*(self._try_acquire(p) for p in candidates),
+        """Survey the container, take free partitions up to the fair share (or the ones
+        requested by this host once released), and ask the busiest host for one when
+        this host has too few. Returns the partitions newly owned."""
+        survey = await self.survey()
+        self.last_survey = survey
+        me = self.process_id
+        shares = survey.shares(me)
+        # Hand over what another host asked for while this one has at least two more.
+        self._requested = {p: r for p, r in survey.requests.items()
+                           if p in self._held and r != me and shares[me] >= shares[r] + 2}
+        share = fair_share(len(self._blobs), len(shares))
+        room = max(0, share - len(self._held))
+        free = [p for p, holder in survey.holders.items()
+                if holder is None and p not in self._held]
+        # Partitions asked for by this host first (while it still has room); none asked
+        # for by another.
+        mine = [p for p in free if survey.requests.get(p) == me] if room else []
+        if not room:
+            for partition in (p for p, r in survey.requests.items() if r == me):
+                await self._drop_request(partition)
+        others = [p for p in free if p not in survey.requests]
+        targets = mine + others[:max(0, room - len(mine))]
+        results = await asyncio.gather(*(self._try_acquire(p) for p in targets),
                                        return_exceptions=True)
         acquired: list[int] = []
-        for partition, result in zip(candidates, results, strict=True):
+        for partition, result in zip(targets, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
@@ -134,7 +231,62 @@ class PartitionLeases(Partitions):
                             describe_error(result))
             elif result:
                 acquired.append(partition)
+                if survey.requests.get(partition) == me:
+                    await self._drop_request(partition)
+        if not acquired and not mine:
+            wanted = steal_from(survey, me)
+            if wanted is not None:
+                await self._request(wanted)
         return acquired
+
+    async def survey(self) -> Survey:
+        """List the lease container once: lease states and owners, hand-over requests.
+        Raises StorageError when storage cannot be reached."""
+        queues = {f"{LEASE_TYPE}/{q}": i for i, q in enumerate(self.names.control_queues)}
+        requests_of = {f"{REQUESTS}/{q}": i for i, q in enumerate(self.names.control_queues)}
+        now = self.clock.now()
+
+        async def op() -> Survey:
+            holders: dict[int, str | None] = {i: None for i in range(len(self._blobs))}
+            requests: dict[int, str] = {}
+            try:
+                async for blob in self._container.list_blobs(include=["metadata"]):
+                    metadata = blob.metadata or {}
+                    if blob.name in queues and blob.lease.state == "leased":
+                        holders[queues[blob.name]] = metadata.get("process") or "unknown"
+                    elif blob.name in requests_of and metadata.get("requester"):
+                        at = _parse_time(metadata.get("at"))
+                        if at is not None and now - at < timedelta(seconds=REQUEST_SECONDS):
+                            requests[requests_of[blob.name]] = metadata["requester"]
+            except ResourceNotFoundError:
+                pass  # no container yet: everything is free
+            for partition in self._held:
+                holders[partition] = self.process_id  # as far as this host knows
+            return Survey(holders, requests)
+        return await with_retries(op, what="listing the partition leases",
+                                  deadline=self.clock.monotonic() + self.lease_seconds / 3)
+
+    async def _request(self, partition: int) -> None:
+        blob = self._container.get_blob_client(
+            f"{REQUESTS}/{self.names.control_queues[partition]}")
+        metadata = {"requester": self.process_id, "owner": self.owner_id,
+                    "at": self.clock.now().isoformat()}
+        try:
+            await blob.upload_blob(b"", overwrite=True, metadata=metadata)
+            log.info("Asked for partition %d (%s)", partition,
+                     self.names.control_queues[partition])
+        except AzureError as exc:
+            log.debug("Could not ask for partition %d: %s", partition, describe_error(exc))
+
+    async def _drop_request(self, partition: int) -> None:
+        blob = self._container.get_blob_client(
+            f"{REQUESTS}/{self.names.control_queues[partition]}")
+        try:
+            await blob.delete_blob()
+        except AzureError:
+            pass  # it goes stale on its own
+
+    # --- owned partitions --------------------------------------------------------------
 
     async def renew(self) -> list[int]:
         """Renew every owned lease; return the partitions lost (no longer owned)."""
@@ -146,6 +298,7 @@ class PartitionLeases(Partitions):
         return lost
 
     async def release(self, partition: int) -> None:
+        self._requested.pop(partition, None)
         held = self._held.pop(partition, None)
         if held is not None:
             await self._release(partition, held)
@@ -162,11 +315,7 @@ class PartitionLeases(Partitions):
         if partition not in self._blob_exists:
             await self._ensure_blob(partition, blob)
             self._blob_exists.add(partition)
-        # The proposed id is derived from the owner id, so acquiring is idempotent: a retry
-        # after a lost answer succeeds, and a host restarted after a crash (same owner id)
-        # takes its partitions back at once instead of waiting for the old lease to expire.
-        lease_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"funclocal/{self.owner_id}/{partition}"))
-        lease = BlobLeaseClient(blob, lease_id=lease_id)
+        lease = BlobLeaseClient(blob, lease_id=str(uuid.UUID(self.process_id)))
         started = self.clock.monotonic()
 
         async def op() -> bool:
@@ -214,13 +363,16 @@ class PartitionLeases(Partitions):
                            deadline=self.clock.monotonic() + self.lease_seconds / 3)
 
     async def _write_owner(self, partition: int, blob: BlobClient, held: _Held) -> None:
-        # Informational only (who owns what, for people and tools); failure is harmless.
+        # The body is for people and tools (the legacy layout's fields); the metadata
+        # names the process, which balancing counts by. A failure only delays balancing.
         try:
             old = json.loads(await (await blob.download_blob()).readall())
             held.epoch = int(old.get("Epoch") or 0) + 1
             await blob.upload_blob(self._body(partition, token=held.lease.id,
                                               epoch=held.epoch),
-                                   overwrite=True, lease=held.lease)
+                                   overwrite=True, lease=held.lease,
+                                   metadata={"process": self.process_id,
+                                             "owner": _ascii(self.owner_id)})
         except (AzureError, ValueError) as exc:
             log.debug("Could not record the owner of partition %d: %s", partition,
                       describe_error(exc))
@@ -230,7 +382,7 @@ class PartitionLeases(Partitions):
         expires = held.renewed_at + self.lease_seconds
         try:
             await with_retries(held.lease.renew, what=f"renewing partition {partition}",
-                               deadline=max(started + 1.0, min(expires, started + 10.0)))
+                               deadline=max(started + 1.0, min(expires, started + 5.0)))
         except HttpResponseError as exc:
             log.warning("Lost partition %d (%s): %s", partition,
                         self.names.control_queues[partition], describe_error(exc))
@@ -262,3 +414,19 @@ class PartitionLeases(Partitions):
             "Epoch": epoch,
         }
         return json.dumps(info).encode("utf-8")
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _ascii(text: str) -> str:
+    """Blob metadata values are ASCII headers."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+__all__ = ["LEASE_SECONDS", "AllPartitions", "PartitionLeases", "Partitions", "Survey",
+           "fair_share", "steal_from"]

@@ -27,7 +27,7 @@ from runtime.durable import engine
 from runtime.durable.activities import abandon_delay
 from runtime.durable.app import AppFunctions
 from runtime.durable.checkpoint import Checkpoint
-from runtime.durable.inflight import HistoryCache, Pending, Session
+from runtime.durable.inflight import HistoryCache, Pending, Session, WorkItems
 from runtime.durable.leases import Partitions
 from runtime.durable.taskhub import HistorySnapshot, TaskHub
 from runtime.errors import (
@@ -38,18 +38,28 @@ from runtime.errors import (
     ProtocolError,
     StorageError,
     VersionRejected,
+    WorkerDied,
     WorkerError,
 )
 
 log = console.get("durable")
 
-LEASE_INTERVAL = 10.0
+LEASE_INTERVAL = 2.5  # a survey of the partition leases (one request), renewals as due
 MIN_POLL = 0.05
 MAX_IDLE_POLL = 1.0  # locally, a second is the most a new message waits for a poll
-# Control messages are locked for at most a minute: a crashed host's messages come back
-# soon, and one delivered twice while still buffered is a duplicate the engine drops.
-CONTROL_LOCK = 60.0
+# Control messages are locked for 15 s and the lock is renewed while this host holds them,
+# so a crashed host's messages come back within about one lease period, when its
+# partitions are taken over; one delivered twice is a duplicate the engine drops.
+CONTROL_LOCK = 15.0
+DRAIN_SECONDS = 10.0  # how long a partition handed over lets its episodes finish
 MAX_ORCHESTRATOR_CRASHES = 3
+
+
+RENEW_EVERY = 5.0  # partition leases last 15 s
+
+
+def _list(partitions: Any) -> str:
+    return ", ".join(str(p) for p in sorted(partitions))
 
 
 class EntityRunner(Protocol):
@@ -80,11 +90,18 @@ class OrchestrationWorker:
         self.spawn = spawn
         self.sessions: dict[str, Session] = {}
         self.slots = asyncio.Semaphore(config.max_concurrent_orchestrator_functions)
-        self.crashes: dict[str, int] = {}
+        self.crashes: dict[str, int] = {}  # worker exits charged to an instance
+        self.suspects: set[str] = set()  # instances to replay alone in a worker
         self.rejected: set[str] = set()  # instances whose version this host refused (logged)
         self.entities: EntityRunner | None = None  # runs the sessions of `@name@key` ids
         self.wake = [asyncio.Event() for _ in range(hub.partition_count)]
         self.partition_tasks: dict[int, asyncio.Task[None]] = {}
+        self.draining: set[int] = set()  # partitions being handed over to another host
+        self.renewed_at = clock.monotonic()
+        # Control messages held (buffered or in an episode), their locks renewed.
+        self.locks = WorkItems(
+            hub, min(CONTROL_LOCK, config.control_queue_visibility_timeout), clock)
+        checkpoint.locks = self.locks
         self.active = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -112,7 +129,9 @@ class OrchestrationWorker:
             event.set()
 
     def owns(self, instance_id: str) -> bool:
-        return self.active and self.hub.partition_of(instance_id) in self.partitions.owned
+        partition = self.hub.partition_of(instance_id)
+        return self.active and partition in self.partitions.owned and \
+            partition not in self.draining
 
     def accept_local(self, pending: Pending) -> bool:
         """An activity result for an instance this host owns goes into its session."""
@@ -128,20 +147,75 @@ class OrchestrationWorker:
             await self.clock.sleep(LEASE_INTERVAL)
             try:
                 await self.balance()
+                await self.locks.renew_expiring()
             except HostError as exc:
                 log.warning("Partition lease renewal failed: %s", exc)
 
     async def balance(self) -> None:
-        """Renew owned partitions, stop reading lost ones, start reading new ones."""
-        for partition in await self.partitions.renew():
-            log.warning("Lost the lease on partition %d.", partition)
-            task = self.partition_tasks.pop(partition, None)
-            if task is not None:
-                task.cancel()
-            self.cache.drop_where(lambda i, p=partition: self.hub.partition_of(i) == p)
-        for partition in await self.partitions.acquire_available():
-            log.debug("Acquired the lease on partition %d.", partition)
+        """Renew owned partitions (when due), stop reading lost ones, start reading new
+        ones, and drain the ones another host asked for."""
+        now = self.clock.monotonic()
+        if now - self.renewed_at >= RENEW_EVERY:
+            self.renewed_at = now
+            for partition in await self.partitions.renew():
+                log.warning("Lost partition %d: another host holds its lease now.",
+                            partition)
+                self._stop_reading(partition)
+                self.cache.drop_where(lambda i, p=partition: self.hub.partition_of(i) == p)
+                self.locks.forget_where(
+                    lambda m, p=partition: self.hub.partition_of(m.instance_id) == p)
+        before = self.partitions.owned
+        acquired = await self.partitions.acquire_available()
+        for partition in acquired:
             self.partition_tasks[partition] = self.spawn(self._partition_loop(partition))
+        for partition, requester in self.partitions.requested().items():
+            if partition not in self.draining:
+                self.draining.add(partition)
+                self.spawn(self._hand_over(partition, requester))
+        if acquired:
+            log.info("%s partition%s %s of task hub '%s' (now %s).",
+                     "Owns" if not before else "Took", "" if len(acquired) == 1 else "s",
+                     _list(acquired), self.hub.hub_name, _list(self.partitions.owned))
+
+    def _stop_reading(self, partition: int) -> None:
+        task = self.partition_tasks.pop(partition, None)
+        if task is not None:
+            task.cancel()
+
+    async def _hand_over(self, partition: int, requester: str) -> None:
+        """Give a partition to the host that asked for it: stop reading its queue, let
+        the episodes in flight finish (bounded), hand the buffered messages back, and
+        release the lease (the framework's drain-then-release)."""
+        try:
+            self._stop_reading(partition)
+            deadline = self.clock.monotonic() + DRAIN_SECONDS
+            while self.clock.monotonic() < deadline and any(
+                    s.active and self.hub.partition_of(s.instance_id) == partition
+                    for s in self.sessions.values()):
+                await self.clock.sleep(0.05)
+            left = [p for s in list(self.sessions.values())
+                    if self.hub.partition_of(s.instance_id) == partition
+                    for p in (*s.active, *s.buffer.values())]
+            for session in [s for s in self.sessions.values()
+                            if self.hub.partition_of(s.instance_id) == partition]:
+                session.buffer.clear()
+            await self._abandon_now([p for p in left if not p.local])
+            await asyncio.gather(*(self.results.report_via_queue(p)
+                                   for p in left if p.local))
+            self.cache.drop_where(lambda i: self.hub.partition_of(i) == partition)
+            await self.partitions.release(partition)
+            log.info("Handed partition %d of task hub '%s' over to another host (now %s).",
+                     partition, self.hub.hub_name, _list(self.partitions.owned) or "none")
+        finally:
+            self.draining.discard(partition)
+
+    async def _abandon_now(self, pendings: list[Pending]) -> None:
+        async def one(pending: Pending) -> None:
+            try:
+                await self.locks.release(pending.message, 0)
+            except StorageError:
+                pass  # it reappears when its lock runs out anyway
+        await asyncio.gather(*(one(p) for p in pendings))
 
     async def _poll(self, wake: asyncio.Event, delay: float) -> float:
         """Sleep until woken or `delay` passes; return the next, longer delay."""
@@ -158,16 +232,17 @@ class OrchestrationWorker:
         delay = MIN_POLL
         while self.active and partition in self.partitions.owned:
             wake.clear()
+            lock = self.locks.lock
             try:
                 messages = await self.hub.receive(
-                    queue, self.config.control_queue_batch_size,
-                    min(CONTROL_LOCK, self.config.control_queue_visibility_timeout))
+                    queue, self.config.control_queue_batch_size, lock)
             except StorageError as exc:
                 log.warning("Receiving from %s failed: %s", queue, exc)
                 messages = []
             if messages:
                 delay = MIN_POLL
                 for message in messages:
+                    self.locks.hold(message, lock)
                     self._enqueue(message.instance_id, Pending(message.event, message))
                 continue
             delay = await self._poll(wake, delay)
@@ -222,8 +297,8 @@ class OrchestrationWorker:
     async def _abandon(self, batch: list[Pending]) -> None:
         for pending in batch:
             try:
-                await self.hub.abandon(pending.message,
-                                       abandon_delay(pending.message.dequeue_count))
+                await self.locks.release(pending.message,
+                                         abandon_delay(pending.message.dequeue_count))
             except StorageError:
                 pass  # it reappears when its visibility timeout ends anyway
 
@@ -345,20 +420,29 @@ class OrchestrationWorker:
         try:
             value = await invoker.invoke(spec.name, {trigger_name: context},
                                          timeout=self.app.function_timeout,
-                                         affinity=episode.instance_id)
+                                         affinity=episode.instance_id,
+                                         exclusive=episode.instance_id in self.suspects)
             returned = value.get("text")
         except FunctionInvocationError as exc:
             raised = exc.exc_message
         except InvocationTimeout as exc:
             return engine.fail(episode, str(exc), now)
         except WorkerError as exc:
-            crashes = self.crashes.get(episode.instance_id, 0) + 1
-            self.crashes[episode.instance_id] = crashes
+            # Charged only when it ran alone in the worker; otherwise it runs again alone
+            # to learn whether it is at fault (see activities.py).
+            crashes = self.crashes.get(episode.instance_id, 0)
+            if isinstance(exc, WorkerDied) and exc.alone:
+                crashes += 1
+                self.crashes[episode.instance_id] = crashes
             if crashes < MAX_ORCHESTRATOR_CRASHES:
+                self.suspects.add(episode.instance_id)
                 raise
             self.crashes.pop(episode.instance_id, None)
-            return engine.fail(episode, f"{exc} (the orchestrator crashed its worker "
-                                        f"{crashes} times in a row)", now)
+            self.suspects.discard(episode.instance_id)
+            return engine.fail(episode, f"{exc} (the orchestrator made its worker exit "
+                                        f"{crashes} times, each time running alone in it)",
+                               now)
+        self.suspects.discard(episode.instance_id)
         try:
             state = engine.parse_sdk_result(returned, raised)
         except ProtocolError as exc:

@@ -59,6 +59,8 @@ class WorkerProcess:
         self.functions: list[dict[str, Any]] = []
         self.exited = asyncio.Event()
         self.retiring = False
+        self.recycled = False  # stopped by the host, not by what it ran
+        self.reserved = False  # running one invocation alone (see WorkerPool.invoke)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -138,10 +140,10 @@ class WorkerProcess:
             log.debug("worker %s channel closed: %r", self.pid, exc)
         finally:
             code = await self.process.wait() if self.process else None
-            error = WorkerDied(self.pid, code)
-            for future in self.pending.values():
-                if not future.done():
-                    future.set_exception(error)
+            running = [f for f in self.pending.values() if not f.done()]
+            for future in running:
+                future.set_exception(WorkerDied(self.pid, code, others=len(running) - 1,
+                                                recycled=self.recycled))
             self.pending.clear()
             self.exited.set()
 
@@ -197,6 +199,7 @@ class WorkerProcess:
         await self._finish_tasks()
 
     async def kill(self) -> None:
+        self.recycled = True  # what it was running did not make it exit
         if self.process is not None and self.process.returncode is None:
             try:
                 self.process.kill()
@@ -297,33 +300,56 @@ class WorkerPool:
             return
 
     async def _available_worker(self, affinity: str | None = None) -> WorkerProcess:
-        """A live worker, waiting briefly while a dead one is being replaced. With an
-        affinity key the same key goes to the same worker while the set of workers is
-        unchanged, so a worker can keep an orchestration's replay state warm."""
+        """A live worker, waiting briefly while a dead one is being replaced (or while
+        every worker runs an invocation alone). With an affinity key the same key goes to
+        the same worker while the set of workers is unchanged, so a worker can keep an
+        orchestration's replay state warm."""
         deadline = asyncio.get_running_loop().time() + HELLO_TIMEOUT
         while True:
             live = [w for w in self.workers if not w.exited.is_set() and not w.retiring]
-            if live and affinity is not None:
-                return live[zlib.crc32(affinity.encode("utf-8")) % len(live)]
-            if live:
-                first = next(self._rr) % len(live)
-                rotated = live[first:] + live[:first]
+            usable = [w for w in live if not w.reserved]
+            if usable and affinity is not None:
+                chosen = live[zlib.crc32(affinity.encode("utf-8")) % len(live)]
+                return chosen if not chosen.reserved else usable[0]
+            if usable:
+                first = next(self._rr) % len(usable)
+                rotated = usable[first:] + usable[:first]
                 return min(rotated, key=lambda w: w.load)
+            if live:
+                deadline = asyncio.get_running_loop().time() + HELLO_TIMEOUT
             if self._stopping or asyncio.get_running_loop().time() > deadline:
                 raise WorkerError("No worker process is available.")
             await asyncio.sleep(0.02)
 
+    async def _reserve_worker(self) -> WorkerProcess:
+        """A live worker that runs nothing else until released: the least loaded is
+        reserved at once (no new invocation goes to it), then drained of what it runs."""
+        while True:
+            worker = await self._available_worker()
+            if worker.reserved or worker.exited.is_set():
+                continue
+            worker.reserved = True
+            while worker.load and not worker.exited.is_set():
+                await asyncio.sleep(0.02)
+            if not worker.exited.is_set():
+                return worker
+            worker.reserved = False
+
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
-                     reason: str = "(null)", affinity: str | None = None) -> dict[str, Any]:
-        """Run a function on a worker, logging as `func start` does."""
+                     reason: str = "(null)", affinity: str | None = None,
+                     exclusive: bool = False) -> dict[str, Any]:
+        """Run a function on a worker, logging as `func start` does. `exclusive` runs it
+        alone in its worker, so that if the worker dies, this invocation is known to be
+        the cause (WorkerDied.alone)."""
         invocation_id = invocation_id or str(uuid.uuid4())
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function, reason,
                  invocation_id)
         started = time.perf_counter()
         outcome = "Failed"
         try:
-            result = await self._call(function, inputs, invocation_id, timeout, affinity)
+            result = await self._call(function, inputs, invocation_id, timeout, affinity,
+                                      exclusive)
             outcome = "Succeeded"
             return result
         except FunctionInvocationError as exc:
@@ -338,8 +364,10 @@ class WorkerPool:
                      invocation_id, int((time.perf_counter() - started) * 1000))
 
     async def _call(self, function: str, inputs: dict[str, Any], invocation_id: str,
-                    timeout: float | None, affinity: str | None) -> dict[str, Any]:
-        worker = await self._available_worker(affinity)
+                    timeout: float | None, affinity: str | None,
+                    exclusive: bool = False) -> dict[str, Any]:
+        worker = await (self._reserve_worker() if exclusive
+                        else self._available_worker(affinity))
         try:
             return await worker.call(function, inputs, invocation_id=invocation_id,
                                      timeout=timeout)
@@ -349,6 +377,9 @@ class WorkerPool:
             log.warning("Recycling worker %s after a function timeout.", worker.pid)
             await worker.kill()
             raise
+        finally:
+            if exclusive:
+                worker.reserved = False
 
     async def stop(self, grace: float = 5.0) -> None:
         self._stopping = True

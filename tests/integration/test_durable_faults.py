@@ -196,7 +196,7 @@ def test_graceful_stop_hands_work_back_at_once(
         azurite: StorageEndpoints, task_hub_name: str) -> None:
     """Stopping the host while an activity runs makes its work item visible again at
     once: a restarted host finishes the instance without waiting for locks to expire
-    (30 s for work items, 60 s for control messages)."""
+    (15 s, renewed while held)."""
     port = free_port()
     host = start_durable_host(azurite, task_hub_name, port=port)
     instance_id = start(host, "slow_step")

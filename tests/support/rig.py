@@ -58,7 +58,8 @@ class InProcessInvoker:
 
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
-                     reason: str = "", affinity: str | None = None) -> dict[str, Any]:
+                     reason: str = "", affinity: str | None = None,
+                     exclusive: bool = False) -> dict[str, Any]:
         self.calls.append(function)
         self.active[function] += 1
         self.peak[function] = max(self.peak[function], self.active[function])
