@@ -104,6 +104,17 @@ class StorageError(HostError):
     """Azure Storage could not be reached or answered with an unexpected error."""
 
 
+class StorageUnavailable(StorageError):
+    """A management operation could not finish within its bound because Azure Storage
+    does not answer (an outage); the host answers 503 and keeps serving."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"Azure Storage did not answer within {seconds:.0f} seconds; is it (Azurite) "
+            "running and reachable? Work resumes by itself once it is back.")
+
+
 class AzuriteError(HostError):
     """The managed Azurite could not be started."""
 

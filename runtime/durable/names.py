@@ -42,6 +42,7 @@ class HubNames:
     control_queues: tuple[str, ...]
     leases_container: str
     large_messages_container: str
+    poison_queue: str  # messages that could not be applied, moved aside with the reason
 
     @property
     def all_queues(self) -> tuple[str, ...]:
@@ -66,6 +67,7 @@ def hub_names(hub: str, partition_count: int) -> HubNames:
         control_queues=tuple(control_queue_name(hub, i) for i in range(partition_count)),
         leases_container=f"{low}-leases",
         large_messages_container=f"{low}-largemessages",
+        poison_queue=f"{low}-poison",
     )
 
 

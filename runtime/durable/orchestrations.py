@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import uuid
 from collections.abc import Callable
@@ -53,6 +54,7 @@ MAX_IDLE_POLL = 1.0  # locally, a second is the most a new message waits for a p
 CONTROL_LOCK = 15.0
 DRAIN_SECONDS = 10.0  # how long a partition handed over lets its episodes finish
 MAX_ORCHESTRATOR_CRASHES = 3
+POISON_ATTEMPTS = 5  # deliveries of a work item that cannot apply before it is moved aside
 
 
 RENEW_EVERY = 5.0  # partition leases last 15 s
@@ -93,6 +95,7 @@ class OrchestrationWorker:
         self.crashes: dict[str, int] = {}  # worker exits charged to an instance
         self.suspects: set[str] = set()  # instances to replay alone in a worker
         self.rejected: set[str] = set()  # instances whose version this host refused (logged)
+        self.poison_logged: set[str] = set()  # instances whose work item cannot apply
         self.entities: EntityRunner | None = None  # runs the sessions of `@name@key` ids
         self.wake = [asyncio.Event() for _ in range(hub.partition_count)]
         self.partition_tasks: dict[int, asyncio.Task[None]] = {}
@@ -279,6 +282,8 @@ class OrchestrationWorker:
                             self.rejected.add(session.instance_id)
                             log.warning("%s", exc)
                         await self._give_back(session.instance_id, batch)
+                    except Exception as exc:  # noqa: BLE001 - a work item that cannot apply
+                        await self._cannot_apply(session.instance_id, batch, exc)
                 session.active = []
         finally:
             session.task = None
@@ -293,6 +298,47 @@ class OrchestrationWorker:
         self.cache.drop(instance_id)
         await self._abandon([p for p in batch if not p.local])
         await asyncio.gather(*(self.results.report_via_queue(p) for p in batch if p.local))
+
+    async def _cannot_apply(self, instance_id: str, batch: list[Pending],
+                            error: Exception) -> None:
+        """A work item that fails for a reason no retry of ours fixes by itself (a history
+        that cannot be loaded, a row that contradicts it, a bug): retried with backoff
+        and said once; after POISON_ATTEMPTS deliveries its messages go to the poison
+        queue and the instance is marked Failed with the reason."""
+        reason = f"{type(error).__name__}: {error}"
+        attempts = max((p.message.dequeue_count for p in batch if not p.local), default=1)
+        if attempts < POISON_ATTEMPTS:
+            if instance_id not in self.poison_logged:
+                self.poison_logged.add(instance_id)
+                log.warning("Instance '%s': its work item cannot be applied (%s); it is "
+                            "retried with backoff, then moved to %s.", instance_id, reason,
+                            self.hub.names.poison_queue, exc_info=error)
+            await self._give_back(instance_id, batch)
+            return
+        self.poison_logged.discard(instance_id)
+        self.cache.drop(instance_id)
+        for pending in batch:
+            try:
+                if pending.local:
+                    await self.results.report_via_queue(pending)
+                else:
+                    self.locks.forget_where(
+                        lambda m, key=pending.key: m.message_id == key)
+                    await self.hub.quarantine(self.locks.current(pending.message), reason)
+            except StorageError as exc:
+                log.warning("Could not move a message of '%s' aside: %s", instance_id, exc)
+        try:
+            now = self.clock.now()
+            await self.hub.merge_instance(instance_id, {
+                "RuntimeStatus": "Failed", "LastUpdatedTime": now,
+                "Output": json.dumps(f"The work item could not be applied after {attempts} "
+                                     f"attempts and was moved to "
+                                     f"{self.hub.names.poison_queue}: {reason}")})
+        except StorageError as exc:
+            log.warning("Could not mark '%s' Failed: %s", instance_id, exc)
+        log.error("Instance '%s' failed: its work item could not be applied after %d "
+                  "attempts (%s); its messages are in %s.", instance_id, attempts, reason,
+                  self.hub.names.poison_queue)
 
     async def _abandon(self, batch: list[Pending]) -> None:
         for pending in batch:

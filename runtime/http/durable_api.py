@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from aiohttp import web
 from runtime import console
 from runtime.durable.client import TERMINAL_STATES, DurableClient, InstanceQuery
 from runtime.durable.urls import RPC_PATH, WEBHOOK_PATH, management_urls
-from runtime.errors import HostError, InvalidArgument
+from runtime.errors import HostError, InvalidArgument, StorageUnavailable
 from runtime.http.builtin import Route, Routes
 from runtime.http.durable_entities import EntityRoutes
 from runtime.http.durable_query import (
@@ -45,6 +46,9 @@ from runtime.http.errors import (
 log = console.get("durable.api")
 
 RUNNING_RETRY_AFTER = "5"
+MANAGEMENT_SECONDS = 10.0  # the longest a management call waits for storage
+MAX_TIMESPAN_SECONDS = 922337203685.4775  # TimeSpan.MaxValue
+MIN_POLL_SECONDS = 0.05  # a zero polling interval does not poll storage in a hot loop
 START_RETRY_AFTER = "10"
 CONTINUATION_HEADER = "x-ms-continuation-token"
 DEFAULT_PAGE_SIZE = 100  # OrchestrationStatusQueryCondition.PageSize
@@ -133,8 +137,17 @@ class DurableApi:
         return await self.handle(request, WEBHOOK_PATH)
 
     async def handle(self, request: web.Request, prefix: str) -> web.StreamResponse:
+        """Dispatch a management request. Everything but a start (which has its own 30 s
+        rule and may wait for the instance) is bounded: when storage does not answer
+        within MANAGEMENT_SECONDS the answer is 503, not a hang."""
         try:
-            return await self.routes.dispatch(request, prefix)
+            if request.path[len(prefix):].lstrip("/").startswith("orchestrators/"):
+                return await self.routes.dispatch(request, prefix)
+            try:
+                return await asyncio.wait_for(self.routes.dispatch(request, prefix),
+                                              MANAGEMENT_SECONDS)
+            except asyncio.TimeoutError:
+                raise StorageUnavailable(MANAGEMENT_SECONDS) from None
         except HostError as exc:
             return error_response(exc)
 
@@ -194,6 +207,18 @@ class DurableApi:
         interval = parse_double(query.get("pollingInterval"))
         if timeout is None or interval is None:
             return self._check_status_response(request, instance_id)
+        for value in (timeout, interval):  # TimeSpan.FromSeconds's ArgumentExceptions
+            if math.isnan(value):
+                return argument_error("TimeSpan does not accept floating point "
+                                      "Not-a-Number values.")
+            if abs(value) > MAX_TIMESPAN_SECONDS:
+                return argument_error("TimeSpan overflowed because the duration is too "
+                                      "long.")
+        if interval < 0:  # Task.Delay refuses a negative delay
+            return argument_error("The value needs to translate in milliseconds to -1 "
+                                  "(signifying an infinite timeout), 0, or a positive "
+                                  "integer less than or equal to the maximum allowed timer "
+                                  "duration. (Parameter 'delay')")
         if interval > timeout:  # checked once the instance has started, as there
             return argument_error(f"Total timeout {_seconds(timeout)} should be bigger than "
                                   f"retry timeout {_seconds(interval)}")
@@ -213,7 +238,7 @@ class DurableApi:
             remaining = timeout - (loop.time() - started)
             if remaining <= 0:
                 break
-            await asyncio.sleep(min(remaining, interval))
+            await asyncio.sleep(min(remaining, max(interval, MIN_POLL_SECONDS)))
         if status == "Completed":
             done = await self.client.get_status(instance_id, show_input=False)
             return json_response(200, done["output"] if done else None)

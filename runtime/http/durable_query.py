@@ -11,6 +11,7 @@ parse is ignored silently and the default applies — never an error.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -66,9 +67,19 @@ def parse_int(value: str | None) -> int | None:
     return number if -2**31 <= number < 2**31 else None
 
 
+_SPECIAL = {"nan": math.nan, "infinity": math.inf, "+infinity": math.inf,
+            "-infinity": -math.inf}
+
+
 def parse_double(value: str | None) -> float | None:
-    """double.TryParse (NumberStyles.Float | AllowThousands, invariant culture)."""
-    if value is None or not _DOUBLE.fullmatch(value):
+    """double.TryParse (NumberStyles.Float | AllowThousands, invariant culture), which
+    also reads NaN and (+/-)Infinity in any case."""
+    if value is None:
+        return None
+    special = _SPECIAL.get(value.strip().lower())
+    if special is not None:
+        return special
+    if not _DOUBLE.fullmatch(value):
         return None
     return float(value.replace(",", ""))
 

@@ -26,6 +26,7 @@ from runtime.errors import (
     InvalidOperation,
     InvocationTimeout,
     RestartUnknown,
+    StorageError,
     WorkerDied,
     WorkerError,
 )
@@ -107,6 +108,8 @@ HANDLERS: dict[type[Exception], Callable[[Exception], web.Response]] = {
     InvocationTimeout: _text(500),
     WorkerDied: _text(500),
     WorkerError: _text(503),
+    # Storage unreachable (an outage): the management call fails fast and says so.
+    StorageError: lambda exc: json_response(503, {"Message": str(exc)}),
     HostError: _internal,
 }
 

@@ -242,6 +242,27 @@ def test_start_wait_interval_above_timeout(host: HostProcess) -> None:
     assert status_of(host, "wait-4")["runtimeStatus"] == "Completed"  # it was started
 
 
+@pytest.mark.parametrize(("query", "message"), [
+    ("timeout=nan&pollingInterval=1",
+     "TimeSpan does not accept floating point Not-a-Number values."),
+    ("timeout=10&pollingInterval=Infinity",
+     "TimeSpan overflowed because the duration is too long."),
+    ("timeout=10&pollingInterval=-1",
+     "The value needs to translate in milliseconds to -1 (signifying an infinite timeout), "
+     "0, or a positive integer less than or equal to the maximum allowed timer duration. "
+     "(Parameter 'delay')"),
+])
+def test_start_wait_with_values_timespan_refuses(host: HostProcess, query: str,
+                                                 message: str) -> None:
+    """NaN and infinities parse as numbers (.NET Core 3.0+), then TimeSpan and Task.Delay
+    refuse them with an ArgumentException: a 400 at once, not a hot polling loop."""
+    started = time.monotonic()
+    response = api(host, "POST", f"/orchestrators/noop?{query}")
+    assert response.status == 400
+    assert response.json()["ExceptionMessage"] == message
+    assert time.monotonic() - started < 5
+
+
 # -- D.2 status ----------------------------------------------------------------------------
 
 def test_status_unknown(host: HostProcess) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 import pytest
@@ -47,10 +48,14 @@ def test_parse_int(text: str | None, value: int | None) -> None:
 
 @pytest.mark.parametrize(("text", "value"), [
     ("5", 5.0), ("0.5", 0.5), (".5", 0.5), ("1e3", 1000.0), ("1,000", 1000.0),
-    ("soon", None), ("", None), ("nan", None),
+    ("soon", None), ("", None), ("Infinity", math.inf), ("-infinity", -math.inf),
 ])
 def test_parse_double(text: str | None, value: float | None) -> None:
     assert parse_double(text) == value
+
+
+def test_nan_is_read_in_any_case_as_since_dotnet_core_3() -> None:
+    assert all(math.isnan(parse_double(t) or 0.0) for t in ("nan", "NaN", " NAN "))
 
 
 @pytest.mark.parametrize(("text", "value"), [

@@ -23,6 +23,7 @@ from runtime.errors import (
     InvocationTimeout,
     StartTimeout,
     StorageError,
+    StorageUnavailable,
     UnknownFunction,
     WorkerDied,
     WorkerError,
@@ -108,7 +109,6 @@ def test_timeout_message_wording() -> None:
 
 @pytest.mark.parametrize("exc", [
     NewHostError("something new"),
-    StorageError("Azure Storage did not complete x"),
     CheckpointConflict("i1"),
     StartTimeout(30),
     BindingError("no binding"),
@@ -138,3 +138,11 @@ def test_argument_error_with_its_own_type() -> None:
     assert response.status == 400
     assert body_of(response)["ExceptionType"] == "Newtonsoft.Json.JsonReaderException"
     assert body_of(response)["ExceptionMessage"] == "Invalid JSON content."
+
+
+@pytest.mark.parametrize("exc", [StorageError("Azure Storage did not complete x"),
+                                 StorageUnavailable(10)])
+def test_storage_out_of_reach_is_a_503_saying_so(exc: Exception) -> None:
+    response = error_response(exc)
+    assert response.status == 503
+    assert json.loads(response.text or "") == {"Message": str(exc)}

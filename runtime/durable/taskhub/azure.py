@@ -44,7 +44,8 @@ class AzureTaskHub(TaskHub):
         names = self.names
         self.payloads = LargePayloads(
             storage.blobs.get_container_client(names.large_messages_container), self.ops)
-        self.queues = AzureQueues(storage.queue_ops, self.payloads, self.ops, self.clock)
+        self.queues = AzureQueues(storage.queue_ops, self.payloads, self.ops, self.clock,
+                                  names.poison_queue, storage.queues.create_queue)
         self.histories = HistoryTable(storage.tables.get_table_client(names.history_table),
                                       self.payloads, self.ops, self.clock)
         self.instances = InstanceTable(storage.tables.get_table_client(names.instances_table),
@@ -112,7 +113,7 @@ class AzureTaskHub(TaskHub):
         await asyncio.gather(
             *(drop(f"table {t}", _bind(storage.tables.delete_table, t)) for t in tables),
             *(drop(f"queue {q}", _bind(storage.queues.delete_queue, q))
-              for q in self.names.all_queues),
+              for q in (*self.names.all_queues, self.names.poison_queue)),
             *(drop(f"container {c}", _bind(storage.blobs.delete_container, c))
               for c in containers))
 
@@ -153,6 +154,9 @@ class AzureTaskHub(TaskHub):
 
     async def extend(self, msg: QueueMessage, seconds: float) -> QueueMessage:
         return await self.queues.extend(msg, seconds)
+
+    async def quarantine(self, msg: QueueMessage, reason: str) -> None:
+        await self.queues.quarantine(msg, reason)
 
     # --- history -----------------------------------------------------------------------
 

@@ -134,6 +134,12 @@ class TaskHub(ABC):
     async def extend(self, msg: QueueMessage, seconds: float) -> QueueMessage:
         """Keep a held message hidden `seconds` more; returns it with its new receipt."""
 
+    @abstractmethod
+    async def quarantine(self, msg: QueueMessage, reason: str) -> None:
+        """Move a message that cannot be applied to the hub's poison queue
+        (`{hub}-poison`: a JSON object with the queue, message id, instance id, reason
+        and the message itself), then delete it."""
+
     # --- history -----------------------------------------------------------------------
 
     @abstractmethod

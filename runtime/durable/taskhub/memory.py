@@ -55,6 +55,7 @@ class MemoryTaskHub(TaskHub):
         super().__init__(hub_name, partition_count)
         self.clock = clock or SystemClock()
         self.queues: dict[str, list[_Message]] = {q: [] for q in self.names.all_queues}
+        self.poisoned: list[dict[str, Any]] = []  # the poison queue
         self.histories: dict[str, _History] = {}
         self.rows: dict[str, dict[str, Any]] = {}  # pk -> Instances row
         self.row_etags: dict[str, int] = {}
@@ -150,6 +151,12 @@ class MemoryTaskHub(TaskHub):
             self.queues[msg.queue].remove(message)
             return True
         return not any(m.message_id == msg.message_id for m in self.queues.get(msg.queue, []))
+
+    async def quarantine(self, msg: QueueMessage, reason: str) -> None:
+        self.poisoned.append({"Queue": msg.queue, "MessageId": msg.message_id,
+                              "InstanceId": msg.instance_id, "Reason": reason,
+                              "Message": dict(msg.body)})
+        await self.delete_message(msg)
 
     async def abandon(self, msg: QueueMessage, delay: float) -> None:
         message = self._held(msg)

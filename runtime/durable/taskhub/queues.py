@@ -15,10 +15,11 @@ import json
 import logging
 import math
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from runtime.clock import Clock
 from runtime.durable import names as nm
@@ -39,15 +40,20 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 45 * 1024
 MAX_VISIBILITY_DELAY = 7 * 24 * 3600  # the queue service's limit, in seconds
 MAX_RECEIVE = 32
+# Deliveries of a message that cannot be applied before it is moved to the poison queue.
+POISON_ATTEMPTS = 5
 
 
 class AzureQueues:
     def __init__(self, queue_ops: QueueOps, payloads: LargePayloads, ops: Operations,
-                 clock: Clock) -> None:
+                 clock: Clock, poison_queue: str,
+                 create_queue: Callable[[str], Awaitable[Any]]) -> None:
         self.queue_ops = queue_ops
         self.payloads = payloads
         self.ops = ops
         self.clock = clock
+        self.poison_queue = poison_queue
+        self.create_queue = create_queue  # the poison queue is made on first use
 
     async def send(self, queue: str, instance_id: str, execution_id: str | None,
                    event: dict[str, Any], *, visible_at: datetime | None = None,
@@ -122,14 +128,58 @@ class AzureQueues:
                 body["CompressedBlobName"] = blob_name
             env.check(body)
         except (ValueError, KeyError, TypeError, ResourceNotFoundError) as exc:
-            # Such a message can never be processed; keeping it would wedge the queue.
-            log.warning("Dropping unreadable message %s from %s: %s", raw.id, queue,
-                        describe_error(exc))
-            await self.delete(queue, raw.id, raw.pop_receipt)
+            # It may be transient (a payload blob not written yet): retried with backoff,
+            # said once, then moved aside so that it cannot wedge the queue.
+            await self._unreadable(queue, raw, describe_error(exc))
             return None
         return QueueMessage(queue=queue, message_id=raw.id, pop_receipt=raw.pop_receipt,
                             dequeue_count=int(raw.dequeue_count or 0),
                             inserted_on=raw.inserted_on, body=body)
+
+    async def _unreadable(self, queue: str, raw: RawMessage, reason: str) -> None:
+        attempts = int(raw.dequeue_count or 0)
+        if attempts < POISON_ATTEMPTS:
+            if attempts <= 1:
+                log.warning("Message %s in %s cannot be read (%s); it is retried with "
+                            "backoff, then moved to %s.", raw.id, queue, reason,
+                            self.poison_queue)
+            delay = min(2 ** attempts, 60)
+
+            async def op() -> None:
+                try:
+                    await self.queue_ops.update(queue, raw.id, raw.pop_receipt, delay)
+                except ResourceNotFoundError:
+                    pass
+            await self.ops.run(op, f"abandoning a message in {queue}")
+            return
+        await self._move_aside(queue, raw.id, raw.pop_receipt, None,
+                               raw.content if isinstance(raw.content, str) else
+                               repr(raw.content), reason)
+
+    async def quarantine(self, msg: QueueMessage, reason: str) -> None:
+        await self._move_aside(msg.queue, msg.message_id, msg.pop_receipt, msg.instance_id,
+                               env.encode(msg.body), reason)
+
+    async def _move_aside(self, queue: str, message_id: str, pop_receipt: str,
+                          instance_id: str | None, content: str, reason: str) -> None:
+        record = json.dumps({"Queue": queue, "MessageId": message_id,
+                             "InstanceId": instance_id, "Reason": reason,
+                             "MovedAt": self.clock.now().isoformat(), "Message": content},
+                            ensure_ascii=False)
+
+        async def op() -> None:
+            try:
+                await self.queue_ops.send(self.poison_queue, record, None)
+            except ResourceNotFoundError:
+                try:
+                    await self.create_queue(self.poison_queue)
+                except ResourceExistsError:
+                    pass
+                await self.queue_ops.send(self.poison_queue, record, None)
+        await self.ops.run(op, f"moving a message to {self.poison_queue}")
+        await self.delete(queue, message_id, pop_receipt)
+        log.warning("Moved message %s of %s to %s: %s", message_id, queue, self.poison_queue,
+                    reason)
 
     async def delete(self, queue: str, message_id: str, pop_receipt: str) -> bool:
         """Delete a message; True when it is gone, False when another receiver holds it
