@@ -113,8 +113,8 @@ def render(results: dict[str, Any]) -> str:
         + (f", against the baseline {results['baseline'].get('rev')} "
            f"({results['baseline'].get('short')})" if results.get("baseline") else ""),
         f"Machine: {_machine_line(results['machine'])}.",
-        f"Each figure is the median of {runs} run(s); the latency is the median of "
-        f"{samples} instances.",
+        f"Each figure is the median of {runs} run(s)"
+        + (f"; the latency is the median of {samples} instances." if samples else "."),
         "",
     ]
     header = ["shape", "funclocal"]
