@@ -53,6 +53,9 @@ class Checkpoint:
         # The control messages' locks (their latest receipts), set by the orchestration
         # worker that holds them.
         self.locks: WorkItems | None = None
+        # Where a durable timer this host sent goes when it is due (the orchestration
+        # worker); None: the queue delivers it.
+        self.timer_due: Callable[[QueueMessage], None] | None = None
 
     async def delete(self, consumed: list[Pending]) -> list[Pending]:
         """Delete consumed messages: control messages, and the work items of activity
@@ -104,9 +107,17 @@ class Checkpoint:
         if message.kind == "activity":
             await self.activities.schedule(instance_id, execution_id, message.event, episode)
             return
-        await self.hub.send_to_instance(message.target_instance_id, message.target_execution_id,
-                                        message.event, visible_at=message.visible_at,
-                                        sender=(instance_id, execution_id), episode=episode)
+        sent = await self.hub.send_to_instance(
+            message.target_instance_id, message.target_execution_id, message.event,
+            visible_at=message.visible_at, sender=(instance_id, execution_id),
+            episode=episode)
+        if message.visible_at is not None and self.timer_due is not None:
+            # A durable timer. The queue shows it only after whole seconds and the idle
+            # poller may look a second later; at its exact time it goes straight into the
+            # instance's session when this host owns it (the queued copy, deleted with
+            # the receipt the send returned, stays the source of truth after a crash).
+            due = self.timer_due
+            self.clock.call_at(message.visible_at, lambda: due(sent))
 
 
 __all__ = ["ActivityPort", "Checkpoint"]

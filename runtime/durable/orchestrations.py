@@ -30,7 +30,7 @@ from runtime.durable.app import AppFunctions
 from runtime.durable.checkpoint import Checkpoint
 from runtime.durable.inflight import HistoryCache, Pending, Session, WorkItems
 from runtime.durable.leases import Partitions
-from runtime.durable.taskhub import HistorySnapshot, TaskHub
+from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 from runtime.errors import (
     CheckpointConflict,
     FunctionInvocationError,
@@ -105,6 +105,7 @@ class OrchestrationWorker:
         self.locks = WorkItems(
             hub, min(CONTROL_LOCK, config.control_queue_visibility_timeout), clock)
         checkpoint.locks = self.locks
+        checkpoint.timer_due = self.timer_due
         self.active = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -135,6 +136,16 @@ class OrchestrationWorker:
         partition = self.hub.partition_of(instance_id)
         return self.active and partition in self.partitions.owned and \
             partition not in self.draining
+
+    def timer_due(self, message: QueueMessage) -> None:
+        """A durable timer this host sent is due: into its instance's session when this
+        host owns it (the queued copy, still hidden, is deleted with the send's receipt
+        once the timer is checkpointed; if it shows up first, it is a duplicate the
+        engine drops), else its control queue is looked at now."""
+        if self.owns(message.instance_id):
+            self._enqueue(message.instance_id, Pending(message.event, message))
+        else:
+            self.notify_instance(message.instance_id)
 
     def accept_local(self, pending: Pending) -> bool:
         """An activity result for an instance this host owns goes into its session."""
