@@ -74,6 +74,7 @@ class LocalSettings:
     master_key: str | None = None
     host_key: str | None = None
     function_keys: Mapping[str, str] = field(default_factory=_empty_map)
+    system_keys: Mapping[str, str] = field(default_factory=_empty_map)
 
 
 # --- TimeSpan ---------------------------------------------------------------------------
@@ -429,6 +430,7 @@ def parse_local_settings(text: str, file: str) -> LocalSettings:
         master_key=host.optional_string("MasterKey"),
         host_key=host.optional_string("HostKey"),
         function_keys=host.string_map("FunctionKeys"),
+        system_keys=host.string_map("SystemKeys"),
     )
 
 

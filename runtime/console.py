@@ -87,7 +87,8 @@ def function_lines(specs: Iterable[FunctionSpec], base_url: str,
 
 
 def banner(specs: Iterable[FunctionSpec], base_url: str, route_prefix: str, *,
-           master_key: str | None = None, host_key: str | None = None) -> str:
+           master_key: str | None = None, host_key: str | None = None,
+           durable_key: str | None = None) -> str:
     """The block printed once the host serves: the function list and, with auth on,
     the keys."""
     lines = ["", "Functions:", "", *function_lines(specs, base_url, route_prefix),
@@ -95,6 +96,9 @@ def banner(specs: Iterable[FunctionSpec], base_url: str, route_prefix: str, *,
     if master_key is not None:
         lines += ["", f"Auth is enabled. Master key: {master_key}",
                   f"Host (default) key: {host_key}"]
+        if durable_key is not None:
+            lines.append(f"Durable Functions system key (durabletask_extension): "
+                         f"{durable_key}")
     return "\n".join(lines)
 
 

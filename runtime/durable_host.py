@@ -62,7 +62,9 @@ async def open_host_durable(config: HostConfig, storage: StorageEndpoints | None
             "\"UseDevelopmentStorage=true\" to the Values of local.settings.json.")
     services = await open_durable(config.durable, connection_string=storage.connection_string,
                                   owner_id=owner_id, function_timeout=config.function_timeout)
-    key = keys.host_key if keys else None
+    # Management URLs handed to clients carry the extension's system key, which opens
+    # the webhook routes only (never the host key, which opens every function).
+    key = keys.durable_key if keys else None
     api = DurableApi(services.client, hub_name=services.hub_name, key=key)
     binding = DurableBinding(services.hub_name, lambda: api.rpc_base_url, key)
     return HostDurable(services, api, binding)

@@ -114,7 +114,9 @@ class Host:
         print(console.banner(current.index.functions, self.public_base_url(),
                              current.config.route_prefix,
                              master_key=keys.master_key if keys else None,
-                             host_key=keys.host_key if keys else None), flush=True)
+                             host_key=keys.host_key if keys else None,
+                             durable_key=keys.durable_key if keys and self.versions.durable
+                             else None), flush=True)
         count = len(current.pool.pids)
         log.info("Host started on %s (%d worker process%s).", self.public_base_url(), count,
                  "" if count == 1 else "es")

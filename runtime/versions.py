@@ -129,9 +129,11 @@ class Versions:
             return None
         current = self.current.keys if self.current else None
         # Generated keys stay as they are: only keys written in the settings change them.
+        systems = dict(current.system_keys) if current else {}
+        systems.update(settings.system_keys)
         return KeyStore.create(settings.master_key or (current.master_key if current else None),
                                settings.host_key or (current.host_key if current else None),
-                               settings.function_keys)
+                               settings.function_keys, systems)
 
     def new_pool(self, env: Mapping[str, str]) -> WorkerPool:
         return WorkerPool(self.script_root, env, self.options.workers or default_worker_count(env))

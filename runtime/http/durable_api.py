@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,6 +89,7 @@ class DurableApi:
         self.key = key
         self.rpc_runner: web.AppRunner | None = None
         self.rpc_base_url = ""
+        self.rpc_prefix = f"/{secrets.token_urlsafe(18)}{RPC_PATH}"
         self.notes = console.AzureNotes(log)
         entities = EntityRoutes(client)
         # HandleRequestAsync's order: orchestrators, entities, instances, raiseEvent.
@@ -110,9 +112,14 @@ class DurableApi:
     # -- the loopback RPC endpoint -------------------------------------------------
 
     async def start_rpc(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on loopback for the SDK's client calls; returns the rpcBaseUrl."""
+        """Listen on loopback for the SDK's client calls; returns the rpcBaseUrl.
+
+        The listener serves only under a random path segment that is part of the
+        rpcBaseUrl, which reaches nothing but the durableClient bindings of this host's
+        worker processes: another local process cannot call the API without a key
+        through it (every other path is a 404)."""
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_route("*", RPC_PATH + "/{tail:.*}", self._rpc)
+        app.router.add_route("*", self.rpc_prefix + "/{tail:.*}", self._rpc)
         self.rpc_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.rpc_runner.setup()
         site = web.TCPSite(self.rpc_runner, host, port, shutdown_timeout=5.0)
@@ -120,8 +127,9 @@ class DurableApi:
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         bound = sockets[0].getsockname()[1] if sockets else port
-        self.rpc_base_url = f"http://{host}:{bound}{RPC_PATH}/"
-        log.info("Opened local http RPC endpoint: %s", self.rpc_base_url)
+        self.rpc_base_url = f"http://{host}:{bound}{self.rpc_prefix}/"
+        # The console shows the address, not the secret path segment.
+        log.info("Opened local http RPC endpoint: http://%s:%s/…%s/", host, bound, RPC_PATH)
         return self.rpc_base_url
 
     async def stop_rpc(self) -> None:
@@ -130,7 +138,7 @@ class DurableApi:
             self.rpc_runner = None
 
     async def _rpc(self, request: web.Request) -> web.StreamResponse:
-        return await self.handle(request, RPC_PATH)
+        return await self.handle(request, self.rpc_prefix)
 
     async def public(self, request: web.Request) -> web.StreamResponse:
         """A request under the public webhook path."""
@@ -293,7 +301,7 @@ class DurableApi:
             top=DEFAULT_PAGE_SIZE if top is None else top,
             continuation=sent_token,
             show_input=parse_bool(query.get("showInput")) is not False))
-        if token and sent_token is None and request.path.startswith(RPC_PATH):
+        if token and sent_token is None and request.path.startswith(self.rpc_prefix):
             self.notes.once(("list-page",), (
                 f"the SDK's get_status_all()/get_status_by() received the first "
                 f"{len(items)} instances only: the API answers one page (top defaults to "

@@ -1,5 +1,6 @@
 """The HTTP front door: one listener, CORS, and the three kinds of endpoint:
-- `/runtime/webhooks/durabletask/...`: the Durable management API (function-level key);
+- `/runtime/webhooks/durabletask/...`: the Durable management API (the extension's system
+  key `durabletask_extension`, or the master key);
 - `/admin/...`: the host's admin endpoints (master key);
 - everything else: the app's HTTP triggers under the route prefix.
 """
@@ -15,8 +16,14 @@ from runtime.bindings import Bindings
 from runtime.durable.urls import WEBHOOK_PATH
 from runtime.functions import FunctionIndex
 from runtime.http.admin import ADMIN_PATH, AdminApi
-from runtime.http.auth import KeyStore
-from runtime.http.triggers import AppView, HttpSettings, HttpTriggers, authorized
+from runtime.http.auth import DURABLE_SYSTEM_KEY, KeyStore
+from runtime.http.triggers import (
+    AppView,
+    HttpSettings,
+    HttpTriggers,
+    authorized,
+    presented_key,
+)
 
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's request size limit
 
@@ -107,7 +114,9 @@ class HttpServer:
         path = request.path
         keys = self.settings.keys
         if _under(path, WEBHOOK_PATH):
-            if not authorized(keys, request, "function", None):
+            # The extension's webhooks take its system key or the master key only.
+            if keys is not None and not keys.allows_extension(DURABLE_SYSTEM_KEY,
+                                                              presented_key(request)):
                 return web.Response(status=401)
             if self.durable_handler is None:
                 return web.Response(status=404)

@@ -65,14 +65,18 @@ class HttpSettings:
     homepage_disabled: bool = False  # app setting AzureWebJobsDisableHomepage=true
 
 
+def presented_key(request: web.Request) -> str | None:
+    """The key a request presents: x-functions-key, else ?code=."""
+    return request.headers.get(KEY_HEADER) or query_params(request.query_string).get("code")
+
+
 def authorized(keys: KeyStore | None, request: web.Request, level: str,
                function_name: str | None) -> bool:
     """Whether the request's key (x-functions-key or ?code=) allows `level`. With auth
     off every request passes, as with `func start`."""
     if keys is None:
         return True
-    presented = request.headers.get(KEY_HEADER) or query_params(request.query_string).get("code")
-    return keys.allows(level, function_name, presented)
+    return keys.allows(level, function_name, presented_key(request))
 
 
 class HttpTriggers:
