@@ -24,7 +24,11 @@ host takes a partition someone asked for while the request is fresh, so the requ
 it. Free partitions (never leased, released, or expired after a crash) are taken up to a
 fair share. Hosts converge to shares that differ by at most one.
 
-Lease ids are random per process, so two processes can never hold one lease. Split-brain
+Lease ids are random per process, so two processes can never hold one lease; the one
+exception is a host restarted after a crash on the same machine, app and port: it takes
+over the lease id of its dead predecessor (recorded in the user's cache directory with
+the predecessor's pid, reused only when that process is gone), so it gets its partitions
+back at once instead of after the leases expire. Split-brain
 (two hosts briefly processing one partition after a missed renewal) is made harmless by
 the sentinel-row ETag of every history write, exactly as in DTFx.
 """
@@ -32,14 +36,17 @@ the sentinel-row ETag of every history write, exactly as in DTFx.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
+import os
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from azure.core.exceptions import (
@@ -178,7 +185,7 @@ class PartitionLeases(Partitions):
         self.clock = clock or SystemClock()
         self.names = nm.hub_names(hub_name, partition_count)
         self.owner_id = owner_id
-        self.process_id = uuid.uuid4().hex  # also this process's lease id
+        self.process_id = lease_identity(owner_id, hub_name)  # also its lease id
         self.lease_seconds = lease_seconds
         self._container = storage.blobs.get_container_client(self.names.leases_container)
         self._blobs = [self._container.get_blob_client(f"{LEASE_TYPE}/{queue}")
@@ -416,6 +423,44 @@ class PartitionLeases(Partitions):
         return json.dumps(info).encode("utf-8")
 
 
+def lease_identity(owner_id: str, hub_name: str) -> str:
+    """This process's id in the leases (hex of a UUID): new, or the one of a dead
+    process that ran with the same owner label and hub on this machine (see the module
+    docstring). The record is best effort: without a writable cache, ids are new."""
+    digest = hashlib.sha256(f"{owner_id}|{hub_name}".encode()).hexdigest()[:32]
+    record = _cache_dir() / f"{digest}.json"
+    identity = uuid.uuid4().hex
+    try:
+        previous = json.loads(record.read_text("utf-8"))
+        if not _alive(int(previous["pid"])):
+            identity = uuid.UUID(str(previous["lease"])).hex
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"pid": os.getpid(), "lease": identity}), "utf-8")
+    except OSError:
+        pass
+    return identity
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "funclocal" / "leases"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _parse_time(text: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text) if text else None
@@ -429,4 +474,4 @@ def _ascii(text: str) -> str:
 
 
 __all__ = ["LEASE_SECONDS", "AllPartitions", "PartitionLeases", "Partitions", "Survey",
-           "fair_share", "steal_from"]
+           "fair_share", "lease_identity", "steal_from"]

@@ -1,0 +1,53 @@
+"""runtime/durable/leases.py without storage: the fair share, whom to ask for a partition,
+and the lease id a restarted host takes over from its dead predecessor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from runtime.durable.leases import Survey, fair_share, lease_identity, steal_from
+
+
+@pytest.mark.parametrize(("partitions", "hosts", "share"), [
+    (4, 1, 4), (4, 2, 2), (4, 3, 2), (4, 4, 1), (4, 5, 1), (16, 3, 6)])
+def test_fair_share(partitions: int, hosts: int, share: int) -> None:
+    assert fair_share(partitions, hosts) == share
+
+
+def test_a_host_asks_the_busiest_for_one_partition_at_a_time() -> None:
+    survey = Survey({0: "a", 1: "a", 2: "a", 3: "b"}, {})
+    assert steal_from(survey, "c") == 2  # a owns 3, c none: one of a's
+    assert steal_from(survey, "b") == 2  # 3 >= 1 + 2
+    assert steal_from(Survey({0: "a", 1: "a", 2: "b", 3: "c"}, {}), "c") is None
+    # One request at a time, and never for a partition someone asked for already.
+    assert steal_from(Survey({0: "a", 1: "a", 2: "a", 3: None}, {2: "c"}), "c") is None
+    assert steal_from(Survey({0: "a", 1: "a", 2: "a", 3: "b"}, {2: "b"}), "c") == 1
+
+
+def test_requesters_count_as_hosts() -> None:
+    survey = Survey({0: "a", 1: "a", 2: "a", 3: "a"}, {3: "b"})
+    assert sorted(survey.shares("c").items()) == [("a", 4), ("b", 0), ("c", 0)]
+
+
+def test_a_restarted_host_takes_over_its_dead_predecessors_lease_id(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = lease_identity("machine:7071:/app", "Hub")
+    # This process is alive: a second host with the same label gets its own id.
+    second = lease_identity("machine:7071:/app", "Hub")
+    assert first != second
+    # A dead process's record is taken over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    records = list((tmp_path / "funclocal" / "leases").glob("*.json"))
+    assert len(records) == 1
+    lease = uuid.uuid4().hex
+    records[0].write_text(json.dumps({"pid": dead.pid, "lease": lease}))
+    assert lease_identity("machine:7071:/app", "Hub") == lease
+    assert lease_identity("machine:7071:/app", "OtherHub") != lease
