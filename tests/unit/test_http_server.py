@@ -37,7 +37,8 @@ from runtime.http.server import AppView, HttpServer
 from runtime.http.triggers import HTTP_REASON
 from runtime.worker.protocol import HttpRequestData, HttpResponseData
 
-KEYS = KeyStore("the-master-key", "the-host-key", {"secret": "secret-key", "hello": "hi-key"})
+KEYS = KeyStore("the-master-key", "the-host-key", {"secret": "secret-key", "hello": "hi-key"},
+               {"durabletask_extension": "the-durable-key"})
 STATUS = {"state": "Running", "version": "test", "workerPids": [1, 2]}
 WEBHOOKS = "/runtime/webhooks/durabletask"
 
@@ -206,10 +207,10 @@ async def test_admin_endpoints_need_the_master_key(key: str | None, expected: in
 
 
 @pytest.mark.parametrize(("key", "expected"), [
-    (None, 401), ("wrong", 401), ("secret-key", 401), ("the-host-key", 200),
-    ("the-master-key", 200)])
-async def test_the_durable_webhooks_need_a_function_level_key(key: str | None,
-                                                             expected: int) -> None:
+    (None, 401), ("wrong", 401), ("secret-key", 401), ("the-host-key", 401),
+    (KEYS.durable_key, 200), ("the-master-key", 200)])
+async def test_the_durable_webhooks_need_the_system_key(key: str | None,
+                                                       expected: int) -> None:
     clock = VirtualClock()
     hub = MemoryTaskHub("t" + uuid.uuid4().hex[:12], 2, clock=clock)
     api = DurableApi(DurableClient(hub, DurableTaskConfig(), clock=clock),
