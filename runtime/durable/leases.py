@@ -217,8 +217,10 @@ class PartitionLeases(Partitions):
                            if p in self._held and r != me and shares[me] >= shares[r] + 2}
         share = fair_share(len(self._blobs), len(shares))
         room = max(0, share - len(self._held))
+        # Free partitions, and ones still leased under this process's id by the dead
+        # predecessor whose id it took over (acquiring them again succeeds at once).
         free = [p for p, holder in survey.holders.items()
-                if holder is None and p not in self._held]
+                if holder in (None, me) and p not in self._held]
         # Partitions asked for by this host first (while it still has room); none asked
         # for by another.
         mine = [p for p in free if survey.requests.get(p) == me] if room else []
@@ -428,20 +430,30 @@ def lease_identity(owner_id: str, hub_name: str) -> str:
     process that ran with the same owner label and hub on this machine (see the module
     docstring). The record is best effort: without a writable cache, ids are new."""
     digest = hashlib.sha256(f"{owner_id}|{hub_name}".encode()).hexdigest()[:32]
+    if digest in _IDENTITIES:  # the same host opening the hub again (a reload)
+        return _IDENTITIES[digest]
     record = _cache_dir() / f"{digest}.json"
     identity = uuid.uuid4().hex
     try:
         previous = json.loads(record.read_text("utf-8"))
         if not _alive(int(previous["pid"])):
             identity = uuid.UUID(str(previous["lease"])).hex
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+            log.info("Taking over the partition leases of the previous host process "
+                     "(pid %s), which is gone.", previous["pid"])
+        else:
+            log.debug("Lease record %s belongs to live process %s", record, previous["pid"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.debug("No lease record to take over at %s: %r", record, exc)
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"pid": os.getpid(), "lease": identity}), "utf-8")
     except OSError:
         pass
+    _IDENTITIES[digest] = identity
     return identity
+
+
+_IDENTITIES: dict[str, str] = {}  # this process's ids, by owner label and hub
 
 
 def _cache_dir() -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.durable import leases
 from runtime.durable.leases import Survey, fair_share, lease_identity, steal_from
 
 
@@ -39,9 +40,12 @@ def test_a_restarted_host_takes_over_its_dead_predecessors_lease_id(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = lease_identity("machine:7071:/app", "Hub")
-    # This process is alive: a second host with the same label gets its own id.
+    # The same process opening the hub again keeps its id.
+    assert lease_identity("machine:7071:/app", "Hub") == first
+    leases._IDENTITIES.clear()  # as if another process, alive, had the same label
     second = lease_identity("machine:7071:/app", "Hub")
     assert first != second
+    leases._IDENTITIES.clear()
     # A dead process's record is taken over.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -51,3 +55,4 @@ def test_a_restarted_host_takes_over_its_dead_predecessors_lease_id(
     records[0].write_text(json.dumps({"pid": dead.pid, "lease": lease}))
     assert lease_identity("machine:7071:/app", "Hub") == lease
     assert lease_identity("machine:7071:/app", "OtherHub") != lease
+    leases._IDENTITIES.clear()
