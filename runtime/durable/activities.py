@@ -38,13 +38,12 @@ from runtime.config import DurableTaskConfig
 from runtime.durable import engine, history, http_activity
 from runtime.durable.app import AppFunctions
 from runtime.durable.engine import activity
-from runtime.durable.inflight import Pending, WorkItems
+from runtime.durable.inflight import Pending, WorkerExits, WorkItems
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import (
     FunctionInvocationError,
     InvocationTimeout,
     StorageError,
-    WorkerDied,
     WorkerError,
 )
 
@@ -88,9 +87,7 @@ class ActivityWorker:
                                     clock)
         self.running = 0  # activities in flight (slots taken)
         self.starved = False  # the poller waits for a free slot
-        # Crash attribution, by work item: exits charged, and items to run alone.
-        self.exits: dict[str, int] = {}
-        self.suspects: set[str] = set()
+        self.exits = WorkerExits(MAX_WORKER_EXITS)  # crash attribution, by work item
         self.wake = asyncio.Event()
         self.active = False
         self._http: aiohttp.ClientSession | None = None
@@ -169,7 +166,7 @@ class ActivityWorker:
                 for message in messages:
                     self.running += 1
                     self.work_items.hold(message, lock)
-                    alone = message.message_id in self.suspects
+                    alone = self.exits.alone(message.message_id)
                     self.spawn(self._hand_over(message, self.spawn(
                         self._attempt(message.event, alone))))
                 continue
@@ -243,23 +240,16 @@ class ActivityWorker:
         event = message.event
         key = message.message_id
         if isinstance(completion, WorkerError):
-            exits = self.exits.get(key, 0)
-            if isinstance(completion, WorkerDied) and completion.alone:
-                exits += 1
-                self.exits[key] = exits
-            if exits < MAX_WORKER_EXITS:
-                self.suspects.add(key)
+            charged = self.exits.interrupted(key, completion)
+            if charged is None:
                 log.warning("Activity '%s' of '%s' was interrupted (%s); it will run again, "
                             "alone in a worker process.", event.get("Name"),
                             message.instance_id, completion)
                 await self._release(message)
                 return
             completion = activity.failed(
-                event, f"{completion} It made its worker process exit {exits} times, "
-                       "each time running alone in it, so it is not run again.",
-                self.clock.now())
-        self.exits.pop(key, None)
-        self.suspects.discard(key)
+                event, f"{completion} {WorkerExits.verdict(charged, 'It')}", self.clock.now())
+        self.exits.done(key)
         pending = Pending(completion, message, local=True)
         if self.sink is None or not self.sink.accept_local(pending):
             await self.report_via_queue(pending)

@@ -33,12 +33,11 @@ from runtime.durable.activities import MAX_WORKER_EXITS
 from runtime.durable.app import ENTITY_TRIGGER, ORCHESTRATION_TRIGGER, AppFunctions
 from runtime.durable.checkpoint import Checkpoint
 from runtime.durable.engine import entities as rules
-from runtime.durable.inflight import HistoryCache, Pending
+from runtime.durable.inflight import HistoryCache, Pending, WorkerExits
 from runtime.durable.taskhub import HistorySnapshot, TaskHub
 from runtime.errors import (
     FunctionInvocationError,
     InvocationTimeout,
-    WorkerDied,
     WorkerError,
 )
 
@@ -81,8 +80,7 @@ class EntityWorker:
         self.horizon = timedelta(seconds=lock_seconds + DOUBT_MARGIN_SECONDS)
         self.serving_since: dict[str, datetime] = {}  # per entity, in this process
         self.deleted: dict[str, set[str]] = {}  # per entity: ids the last deletes removed
-        self.exits: dict[str, int] = {}  # worker exits charged to an entity's batches
-        self.suspects: set[str] = set()  # entities whose next batch runs alone
+        self.exits = WorkerExits(MAX_WORKER_EXITS)  # crash attribution, by entity
 
     async def run(self, instance_id: str, batch: list[Pending]) -> None:
         """Run and commit one batch for the entity `instance_id`. Raises StorageError,
@@ -185,30 +183,22 @@ class EntityWorker:
             value = await self.app.invoker.invoke(function, {str(trigger): context},
                                                   timeout=self.app.function_timeout,
                                                   affinity=instance_id,
-                                                  exclusive=instance_id in self.suspects)
+                                                  exclusive=self.exits.alone(instance_id))
         except FunctionInvocationError as exc:
             return rules.OperationResult(json.dumps(f"{exc.exc_type}: {exc.exc_message}"), True)
         except InvocationTimeout as exc:
             failed = rules.OperationResult(str(exc), True)
             return _Outcome(state.exists, state.state, [failed] * len(requests))
         except WorkerError as exc:
-            # Charged only when the batch ran alone in its worker (see activities.py);
-            # otherwise the work item is given back and runs again alone.
-            exits = self.exits.get(instance_id, 0)
-            if isinstance(exc, WorkerDied) and exc.alone:
-                exits += 1
-                self.exits[instance_id] = exits
-            if exits < MAX_WORKER_EXITS:
-                self.suspects.add(instance_id)
+            # The work item is given back and runs again alone, unless it is the batch's
+            # own fault for the last time (WorkerExits).
+            charged = self.exits.interrupted(instance_id, exc)
+            if charged is None:
                 raise
-            self.exits.pop(instance_id, None)
-            self.suspects.discard(instance_id)
             failed = rules.OperationResult(json.dumps(
-                f"{exc} The entity made its worker process exit {exits} times, each time "
-                "running alone in it, so these operations are not run again."), True)
+                f"{exc} {WorkerExits.verdict(charged, 'The entity')}"), True)
             return _Outcome(state.exists, state.state, [failed] * len(requests))
-        self.suspects.discard(instance_id)
-        self.exits.pop(instance_id, None)
+        self.exits.done(instance_id)
         try:
             exists, current, results = rules.read_result(str(value.get("text")), len(requests))
         except (ValueError, TypeError, AttributeError) as exc:

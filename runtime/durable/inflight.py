@@ -13,7 +13,7 @@ from typing import Any
 from runtime import console
 from runtime.clock import Clock
 from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
-from runtime.errors import HostError, StorageError
+from runtime.errors import HostError, StorageError, WorkerDied
 
 log = console.get("durable")
 
@@ -145,6 +145,45 @@ class WorkItems:
                 continue
             if message_id in self.held:
                 self.held[message_id] = (renewed, now + self.lock)
+
+
+class WorkerExits:
+    """Crash attribution, by work item key. When a worker process exits, every
+    invocation it ran fails with WorkerDied; only one that ran alone in it is charged with
+    the exit. Any interrupted item runs again alone (`alone(key)`, an exclusive
+    invocation), so the one at fault is found; it fails once charged `limit` times."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.charged: dict[str, int] = {}
+        self.suspects: set[str] = set()
+
+    def alone(self, key: str) -> bool:
+        """Whether the item's next run must be alone in its worker."""
+        return key in self.suspects
+
+    def interrupted(self, key: str, error: Exception) -> int | None:
+        """Record an interruption: None when the item should run again (alone), else the
+        exits charged to it, the limit reached (the caller fails it)."""
+        charged = self.charged.get(key, 0)
+        if isinstance(error, WorkerDied) and error.alone:
+            charged += 1
+            self.charged[key] = charged
+        if charged < self.limit:
+            self.suspects.add(key)
+            return None
+        self.done(key)
+        return charged
+
+    def done(self, key: str) -> None:
+        """The item ran to an answer (or failed for good): forget it."""
+        self.charged.pop(key, None)
+        self.suspects.discard(key)
+
+    @staticmethod
+    def verdict(charged: int, what: str) -> str:
+        return (f"{what} made its worker process exit {charged} times, each time running "
+                "alone in it, so it is not run again.")
 
 
 class OrderedWrites:

@@ -28,7 +28,7 @@ from runtime.durable import engine
 from runtime.durable.activities import abandon_delay
 from runtime.durable.app import AppFunctions
 from runtime.durable.checkpoint import Checkpoint
-from runtime.durable.inflight import HistoryCache, Pending, Session, WorkItems
+from runtime.durable.inflight import HistoryCache, Pending, Session, WorkerExits, WorkItems
 from runtime.durable.leases import Partitions
 from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 from runtime.errors import (
@@ -39,7 +39,6 @@ from runtime.errors import (
     ProtocolError,
     StorageError,
     VersionRejected,
-    WorkerDied,
     WorkerError,
 )
 
@@ -92,8 +91,7 @@ class OrchestrationWorker:
         self.spawn = spawn
         self.sessions: dict[str, Session] = {}
         self.slots = asyncio.Semaphore(config.max_concurrent_orchestrator_functions)
-        self.crashes: dict[str, int] = {}  # worker exits charged to an instance
-        self.suspects: set[str] = set()  # instances to replay alone in a worker
+        self.crashes = WorkerExits(MAX_ORCHESTRATOR_CRASHES)  # crash attribution
         self.rejected: set[str] = set()  # instances whose version this host refused (logged)
         self.poison_logged: set[str] = set()  # instances whose work item cannot apply
         self.entities: EntityRunner | None = None  # runs the sessions of `@name@key` ids
@@ -280,7 +278,6 @@ class OrchestrationWorker:
                 async with self.slots:
                     try:
                         await self._episode(session.instance_id, batch)
-                        self.crashes.pop(session.instance_id, None)
                     except CheckpointConflict as exc:
                         log.warning("%s The work item is abandoned and will be retried.", exc)
                         await self._give_back(session.instance_id, batch)
@@ -478,28 +475,20 @@ class OrchestrationWorker:
             value = await invoker.invoke(spec.name, {trigger_name: context},
                                          timeout=self.app.function_timeout,
                                          affinity=episode.instance_id,
-                                         exclusive=episode.instance_id in self.suspects)
+                                         exclusive=self.crashes.alone(episode.instance_id))
             returned = value.get("text")
         except FunctionInvocationError as exc:
             raised = exc.exc_message
         except InvocationTimeout as exc:
             return engine.fail(episode, str(exc), now)
         except WorkerError as exc:
-            # Charged only when it ran alone in the worker; otherwise it runs again alone
-            # to learn whether it is at fault (see activities.py).
-            crashes = self.crashes.get(episode.instance_id, 0)
-            if isinstance(exc, WorkerDied) and exc.alone:
-                crashes += 1
-                self.crashes[episode.instance_id] = crashes
-            if crashes < MAX_ORCHESTRATOR_CRASHES:
-                self.suspects.add(episode.instance_id)
+            # It runs again alone, unless it is its own fault for the last time.
+            charged = self.crashes.interrupted(episode.instance_id, exc)
+            if charged is None:
                 raise
-            self.crashes.pop(episode.instance_id, None)
-            self.suspects.discard(episode.instance_id)
-            return engine.fail(episode, f"{exc} (the orchestrator made its worker exit "
-                                        f"{crashes} times, each time running alone in it)",
-                               now)
-        self.suspects.discard(episode.instance_id)
+            return engine.fail(episode, f"{exc} "
+                               f"{WorkerExits.verdict(charged, 'The orchestrator')}", now)
+        self.crashes.done(episode.instance_id)
         try:
             state = engine.parse_sdk_result(returned, raised)
         except ProtocolError as exc:

@@ -278,3 +278,28 @@ async def test_renewal_threshold_is_half_the_lock(lock: float) -> None:
     await items.renew_expiring()
     assert items.current(keep).pop_receipt == keep.pop_receipt
     assert items.current(renew).pop_receipt != renew.pop_receipt
+
+
+def test_worker_exits_are_charged_only_to_what_ran_alone() -> None:
+    from runtime.durable.inflight import WorkerExits
+    from runtime.errors import WorkerDied, WorkerError
+    exits = WorkerExits(limit=2)
+    shared = WorkerDied(1, 1, others=2)
+    alone = WorkerDied(1, 1)
+    recycled = WorkerDied(1, -9, recycled=True)
+    # Cut off beside others, or by the host: not charged, but the next run is alone.
+    assert exits.interrupted("a", shared) is None and exits.alone("a")
+    assert exits.interrupted("a", recycled) is None
+    assert exits.interrupted("a", WorkerError("no worker")) is None
+    assert exits.charged == {}
+    # Alone: charged; at the limit the caller fails it, and it is forgotten.
+    assert exits.interrupted("a", alone) is None
+    assert exits.interrupted("a", alone) == 2
+    assert not exits.alone("a") and exits.charged == {}
+    # An answer clears what was charged.
+    assert exits.interrupted("b", alone) is None
+    exits.done("b")
+    assert exits.interrupted("b", alone) is None and exits.charged == {"b": 1}
+    assert WorkerExits.verdict(3, "It") == (
+        "It made its worker process exit 3 times, each time running alone in it, so it "
+        "is not run again.")
