@@ -59,6 +59,7 @@ class HostConfig:
     watch_directories: tuple[str, ...] = ()
     watch_files: tuple[str, ...] = ()
     log_levels: Mapping[str, str] = field(default_factory=_empty_map)
+    console_logging: bool = True  # logging.console.isEnabled
     durable: DurableTaskConfig = field(default_factory=DurableTaskConfig)
 
 
@@ -308,9 +309,23 @@ def parse_host_config(text: str, file: str, env: Mapping[str, str]) -> HostConfi
         function_timeout=_function_timeout(top),
         watch_directories=top.strings("watchDirectories"),
         watch_files=top.strings("watchFiles"),
-        log_levels=logging.string_map("logLevel"),
+        log_levels=_log_levels(logging),
+        console_logging=logging.section("console").boolean("isEnabled", True),
         durable=_durable_config(extensions.section("durableTask"), env),
     )
+
+
+_LOG_LEVELS = ("Trace", "Debug", "Information", "Warning", "Error", "Critical", "None")
+
+
+def _log_levels(logging: _Section) -> Mapping[str, str]:
+    levels = logging.string_map("logLevel")
+    section = logging.section("logLevel")
+    for key, value in levels.items():
+        if value.strip().lower() not in (name.lower() for name in _LOG_LEVELS):
+            raise section.fail(key, f"must be one of {', '.join(_LOG_LEVELS)}, got "
+                               f"{_show(value)}")
+    return levels
 
 
 def _function_timeout(top: _Section) -> float | None:
@@ -477,6 +492,30 @@ def worker_environment(settings: LocalSettings,
     env["AZURE_FUNCTIONS_ENVIRONMENT"] = "Development"
     env.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
     return env, skipped
+
+
+def check_app_settings(env: Mapping[str, str], source: str) -> list[str]:
+    """The Functions settings funclocal reads from the worker environment: raises
+    ConfigError for a FUNCTIONS_WORKER_RUNTIME other than python (`source` names where
+    the settings came from) and returns a warning for each setting it cannot honour."""
+    runtime = _lookup("FUNCTIONS_WORKER_RUNTIME", env)
+    if runtime is not None and runtime.strip().lower() != "python":
+        raise ConfigError(source, f"FUNCTIONS_WORKER_RUNTIME is {_show(runtime)}, but "
+                          "funclocal runs Python function apps only: set it to \"python\"",
+                          key="Values.FUNCTIONS_WORKER_RUNTIME")
+    warnings: list[str] = []
+    threads = _lookup("PYTHON_THREADPOOL_THREAD_COUNT", env)
+    if threads is not None and not re.fullmatch(r"\s*[0-9]+\s*", threads) or \
+            threads is not None and int(threads) < 1:
+        warnings.append(f"PYTHON_THREADPOOL_THREAD_COUNT must be an integer of at least 1, "
+                        f"got {_show(threads)}; sync functions run on the default thread "
+                        "pool (no fixed limit), as in the Python worker.")
+    extensions = _lookup("PYTHON_ENABLE_WORKER_EXTENSIONS", env)
+    if extensions is not None and extensions.strip().lower() in ("1", "true"):
+        warnings.append("PYTHON_ENABLE_WORKER_EXTENSIONS is ignored: funclocal does not run "
+                        "Python worker extensions (azure.functions AppExtensionBase and "
+                        "FuncExtensionBase hooks).")
+    return warnings
 
 
 def resolve_setting(name: str, settings: LocalSettings, env: Mapping[str, str]) -> str | None:

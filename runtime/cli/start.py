@@ -32,7 +32,15 @@ def add_parser(commands: Any) -> None:
                        help="never start Azurite; use the storage the connection string names")
     start.add_argument("--workers", type=int,
                        help="worker processes (default FUNCTIONS_WORKER_PROCESS_COUNT or 1)")
-    start.add_argument("--verbose", action="store_true", help="debug logging")
+    start.add_argument("--debug", type=int, metavar="PORT",
+                       help="run the workers under debugpy; attach your debugger to PORT "
+                       "(it stays the same across reloads)")
+    start.add_argument("--debug-wait", action="store_true",
+                       help="with --debug: each worker waits for the debugger to attach "
+                       "before it imports the app")
+    start.add_argument("--verbose", action="store_true",
+                       help="debug logging: user code's logging.debug, storage requests "
+                       "with timings, partition lease changes, reload timings")
     start.set_defaults(run=run)
 
 
