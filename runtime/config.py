@@ -494,30 +494,6 @@ def worker_environment(settings: LocalSettings,
     return env, skipped
 
 
-def check_app_settings(env: Mapping[str, str], source: str) -> list[str]:
-    """The Functions settings funclocal reads from the worker environment: raises
-    ConfigError for a FUNCTIONS_WORKER_RUNTIME other than python (`source` names where
-    the settings came from) and returns a warning for each setting it cannot honour."""
-    runtime = _lookup("FUNCTIONS_WORKER_RUNTIME", env)
-    if runtime is not None and runtime.strip().lower() != "python":
-        raise ConfigError(source, f"FUNCTIONS_WORKER_RUNTIME is {_show(runtime)}, but "
-                          "funclocal runs Python function apps only: set it to \"python\"",
-                          key="Values.FUNCTIONS_WORKER_RUNTIME")
-    warnings: list[str] = []
-    threads = _lookup("PYTHON_THREADPOOL_THREAD_COUNT", env)
-    if threads is not None and not re.fullmatch(r"\s*[0-9]+\s*", threads) or \
-            threads is not None and int(threads) < 1:
-        warnings.append(f"PYTHON_THREADPOOL_THREAD_COUNT must be an integer of at least 1, "
-                        f"got {_show(threads)}; sync functions run on the default thread "
-                        "pool (no fixed limit), as in the Python worker.")
-    extensions = _lookup("PYTHON_ENABLE_WORKER_EXTENSIONS", env)
-    if extensions is not None and extensions.strip().lower() in ("1", "true"):
-        warnings.append("PYTHON_ENABLE_WORKER_EXTENSIONS is ignored: funclocal does not run "
-                        "Python worker extensions (azure.functions AppExtensionBase and "
-                        "FuncExtensionBase hooks).")
-    return warnings
-
-
 def resolve_setting(name: str, settings: LocalSettings, env: Mapping[str, str]) -> str | None:
     found = _lookup(name, env)
     return found if found is not None else _lookup(name, settings.values)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime import console
+from runtime.app_settings import check_app_settings
 from runtime.config import (
     HostConfig,
     LocalSettings,
-    check_app_settings,
     load_host_config,
     load_local_settings,
     resolve_setting,
@@ -113,6 +113,7 @@ class Versions:
         self.durable: HostDurable | None = None
         self.azurite: ManagedAzurite | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self._sdk_noted: str | None = None
 
     # -- config ----------------------------------------------------------------------
 
@@ -189,6 +190,7 @@ class Versions:
                     await asyncio.gather(preload, return_exceptions=True)
             for name, reason in version.index.skipped:
                 log.warning("Function '%s': %s", name, reason)
+            self._note_sdk(version.pool.sdk_versions)
             needs = needs_durable(version.index)
             if needs and (version.storage is None or current is None
                           or connection != current.connection):
@@ -205,6 +207,22 @@ class Versions:
             await asyncio.shield(self.discard(version))
             raise
         return version
+
+    def _note_sdk(self, versions: Mapping[str, str]) -> None:
+        """Say once what of the app's Durable SDK version funclocal cannot use fully."""
+        durable = versions.get("azure-functions-durable")
+        if durable is None or durable == self._sdk_noted:
+            return
+        self._sdk_noted = durable
+        numbers = _version_numbers(durable)
+        if numbers >= (2, 0):
+            log.warning("The app uses azure-functions-durable %s; funclocal serves the 1.x "
+                        "programming model and protocol (pin azure-functions-durable<2).",
+                        durable)
+        elif numbers < SESSIONS_SDK:
+            log.info("The app uses azure-functions-durable %s: orchestrators replay their "
+                     "whole history on every episode (the faster replay sessions need %s or "
+                     "newer).", durable, ".".join(map(str, SESSIONS_SDK)))
 
     async def _storage_for(self, version: AppVersion) -> None:
         version.storage = None
@@ -298,6 +316,17 @@ class Versions:
         await asyncio.gather(*self._retiring, return_exceptions=True)
         if self.azurite is not None:
             await self.azurite.stop()
+
+
+SESSIONS_SDK = (1, 7)  # runtime.worker.child.sessions.MINIMUM_SDK
+
+
+def _version_numbers(text: str) -> tuple[int, ...]:
+    numbers: list[int] = []
+    for part in text.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        numbers.append(int(digits) if digits else 0)
+    return tuple(numbers)
 
 
 def _preload_durable() -> None:

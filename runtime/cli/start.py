@@ -46,13 +46,25 @@ def add_parser(commands: Any) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     log = console.get()
-    host = Host(host_options(args))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await host.start()
+        host = Host(host_options(args))
+        # Ctrl-C during start-up (a worker waiting for a debugger with --debug-wait, a
+        # slow Azurite) stops at once: the start is cancelled and leaves nothing running.
+        starting = asyncio.create_task(host.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("Stopping the host...")
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("Host stopped.")
+            return 0
+        stopping.cancel()
+        starting.result()
     except IndexingError as exc:
         log.error("%s", exc)
         if exc.traceback_text:

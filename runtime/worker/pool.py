@@ -40,6 +40,9 @@ from runtime.worker.protocol import (
 
 log = console.get("worker")
 DEBUG_ENV = "FUNCLOCAL_DEBUG"  # runtime.worker.child.debugging.DEBUG_ENV
+# The SDK packages an app imports, by module.
+SDK_MODULES = (("azure.durable_functions", "azure-functions-durable"),
+               ("azure.functions", "azure-functions"))
 
 HELLO_TIMEOUT = 60.0  # the real host's worker start timeout
 
@@ -190,8 +193,14 @@ class WorkerProcess:
             return message
         python = self.python.executable
         requirements = self.script_root / "requirements.txt"
+        package = next((name for prefix, name in SDK_MODULES if missing == prefix
+                        or missing.startswith(prefix + ".")), None)
+        if package is not None:
+            message += (f"\nThe app's Python has no '{package}' package: add it to "
+                        "requirements.txt.")
         install = (f"{python} -m pip install -r {requirements}" if requirements.is_file()
-                   else f"{python} -m pip install <the package that provides '{missing}'>")
+                   else f"{python} -m pip install "
+                   f"{package or f'<the package that provides {missing!r}>'}")
         return (f"{message}\nThe workers run on {self.python.describe()}; install the app's "
                 f"packages there: {install}")
 
@@ -325,6 +334,11 @@ class WorkerPool:
     @property
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers if w.pid is not None]
+
+    @property
+    def sdk_versions(self) -> dict[str, str]:
+        """The app's SDK packages and their versions, as its first worker found them."""
+        return dict(self.workers[0].sdk_versions) if self.workers else {}
 
     @property
     def code_hashes(self) -> dict[str, str | None]:

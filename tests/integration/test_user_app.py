@@ -34,6 +34,7 @@ from support.host import (
     pid_alive,
     request,
     start_host,
+    wait_until_running,
 )
 from support.installs import app_venv, azurite_cache, cache_lock, installed_funclocal
 
@@ -540,6 +541,33 @@ def test_a_debugger_attaches_to_the_same_port_across_a_reload(
             client.close()
     finally:
         stop_with_ctrl_c(host)
+
+
+def test_debug_wait_holds_the_app_until_a_debugger_attaches(
+        tmp_path: Path, funclocal_bin: Path, venv: Path) -> None:
+    app = make_app(tmp_path / "app", venv, HTTP_APP, settings={})
+    program = [str(funclocal_bin / "funclocal")]
+    debug_port = free_port()
+    host = start_host(app, program=program, wait=False, base_env=user_env(funclocal_bin),
+                      args=["--debug", str(debug_port), "--debug-wait"])
+    try:
+        host.wait_for_log(f"Debugger: attach to localhost:{debug_port} (worker process ")
+        assert host.get("/admin/host/status").json()["state"] == "Starting"
+        client = DapClient(debug_port)
+        try:
+            client.attach()
+            wait_until_running(host)
+            assert host.get("/api/hello").text == "hello, three times"
+        finally:
+            client.close()
+    finally:
+        stop_with_ctrl_c(host)
+
+    # Ctrl-C while a worker waits for its debugger stops everything at once.
+    host = start_host(app, program=program, wait=False, base_env=user_env(funclocal_bin),
+                      args=["--debug", str(free_port()), "--debug-wait"])
+    host.wait_for_log("Debugger: attach to localhost:")
+    stop_with_ctrl_c(host)
 
 
 # -- start-up refusals: one line each, at once ------------------------------------------

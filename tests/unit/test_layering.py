@@ -16,7 +16,7 @@ LAYERS = {
     # 0: no runtime imports (empty package markers included)
     "errors": 0, "clock": 0, "durable": 0, "http": 0, "worker": 0,
     # 1: values and parsing
-    "config": 1, "options": 1, "functions": 1, "console": 1,
+    "config": 1, "app_settings": 1, "options": 1, "functions": 1, "console": 1,
     "durable.history": 1, "durable.names": 1, "durable.tablerows": 1, "durable.urls": 1,
     "http.route_constraints": 1, "http.route_template": 1, "http.routes": 1, "http.auth": 1,
     "http.durable_query": 1,
@@ -57,7 +57,7 @@ LAYERS = {
     "reload": 8, "host": 8,
     "cli": 9, "cli.common": 9, "cli.start": 9, "cli.functions": 9, "cli.azurite": 9, "__main__": 9,
 }
-PURE = {"config", "options", "functions", "durable.history", "durable.names",
+PURE = {"config", "app_settings", "options", "functions", "durable.history", "durable.names",
         "durable.tablerows", "durable.urls", "http.routes", "http.route_template",
         "http.route_constraints", "http.auth", "http.durable_query", "storage.connection",
         *(name for name in LAYERS if name.startswith("durable.engine"))}

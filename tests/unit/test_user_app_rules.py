@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime import console
-from runtime.config import check_app_settings
+from runtime.app_settings import check_app_settings
 from runtime.durable.checkpoint import failure_line
 from runtime.durable.hub_owners import HubUse, app_of
 from runtime.errors import ConfigError
@@ -198,3 +198,24 @@ def test_host_json_logging_is_read_and_checked() -> None:
                        "\"Verbose\""):
         parse_host_config('{"version": "2.0", "logging": {"logLevel": '
                           '{"default": "Verbose"}}}', "host.json", {})
+
+
+def test_a_missing_module_names_the_interpreter_the_package_and_the_install(
+        tmp_path: Path) -> None:
+    from runtime.worker.interpreter import AppPython
+    from runtime.worker.pool import WorkerProcess, WorkerSettings
+
+    python = AppPython("/app/.venv/bin/python", "the script root's .venv")
+    worker = WorkerProcess(tmp_path, {}, WorkerSettings(python=python))
+    message = "Error importing function_app.py: ModuleNotFoundError: No module named 'x'"
+    assert worker._with_hint(message, "humanize") == message + (
+        "\nThe workers run on /app/.venv/bin/python (the script root's .venv); install the "
+        "app's packages there: /app/.venv/bin/python -m pip install <the package that "
+        "provides 'humanize'>")
+    (tmp_path / "requirements.txt").write_text("humanize\n")
+    assert worker._with_hint(message, "azure.durable_functions").endswith(
+        "\nThe app's Python has no 'azure-functions-durable' package: add it to "
+        "requirements.txt.\nThe workers run on /app/.venv/bin/python (the script root's "
+        f".venv); install the app's packages there: /app/.venv/bin/python -m pip install -r "
+        f"{tmp_path}/requirements.txt")
+    assert worker._with_hint(message, None) == message
