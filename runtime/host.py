@@ -220,7 +220,7 @@ async def index_only(options: HostOptions) -> FunctionIndex:
     _, _, env = host.versions.load_config()
     pool = WorkerPool(host.script_root, env, 1, WorkerSettings(python=host.python))
     try:
-        return await pool.start()
+        return (await pool.start()).with_disabled(env)
     finally:
         await pool.stop()
 

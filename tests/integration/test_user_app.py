@@ -318,6 +318,16 @@ def test_disabled_functions_are_listed_and_never_run(orders: HostProcess) -> Non
     assert "Executing 'Functions.secret'" not in orders.log_text()
 
 
+def test_the_index_command_runs_on_the_apps_python_too(orders: HostProcess,
+                                                       funclocal_bin: Path) -> None:
+    code, output = run_funclocal(funclocal_bin, orders.script_root, "functions")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert "size: [GET,POST] size (authLevel anonymous)" in lines
+    assert "charge: activityTrigger" in lines
+    assert "hidden: disabled" in lines and "secret: disabled" in lines
+
+
 def test_settings_it_cannot_honour_are_named(orders: HostProcess) -> None:
     orders.wait_for_log("Warning: PYTHON_ENABLE_WORKER_EXTENSIONS is ignored: funclocal does "
                         "not run Python worker extensions")
