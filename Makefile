@@ -52,5 +52,8 @@ bench: setup $(VENV)/.bench-installed
 soak: setup
 	$(BIN)/python -m bench.soak
 
+# Everything `make run`, `make test`, `make lint` and `make bench` create.
 clean:
-	rm -rf $(VENV) node_modules .azurite
+	rm -rf $(VENV) node_modules .azurite function_app/.azurite funclocal.egg-info build dist \
+		.mypy_cache .ruff_cache .pytest_cache bench/results
+	find . -name __pycache__ -type d -prune -not -path './node_modules/*' -exec rm -rf {} +

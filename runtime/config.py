@@ -59,6 +59,7 @@ class HostConfig:
     watch_directories: tuple[str, ...] = ()
     watch_files: tuple[str, ...] = ()
     log_levels: Mapping[str, str] = field(default_factory=_empty_map)
+    console_logging: bool = True  # logging.console.isEnabled
     durable: DurableTaskConfig = field(default_factory=DurableTaskConfig)
 
 
@@ -309,9 +310,23 @@ def parse_host_config(text: str, file: str, env: Mapping[str, str]) -> HostConfi
         function_timeout=_function_timeout(top),
         watch_directories=top.strings("watchDirectories"),
         watch_files=top.strings("watchFiles"),
-        log_levels=logging.string_map("logLevel"),
+        log_levels=_log_levels(logging),
+        console_logging=logging.section("console").boolean("isEnabled", True),
         durable=_durable_config(extensions.section("durableTask"), env),
     )
+
+
+_LOG_LEVELS = ("Trace", "Debug", "Information", "Warning", "Error", "Critical", "None")
+
+
+def _log_levels(logging: _Section) -> Mapping[str, str]:
+    levels = logging.string_map("logLevel")
+    section = logging.section("logLevel")
+    for key, value in levels.items():
+        if value.strip().lower() not in (name.lower() for name in _LOG_LEVELS):
+            raise section.fail(key, f"must be one of {', '.join(_LOG_LEVELS)}, got "
+                               f"{_show(value)}")
+    return levels
 
 
 def _function_timeout(top: _Section) -> float | None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime import console
 from runtime.bindings import DurableBinding
 from runtime.config import HostConfig
+from runtime.durable import hub_owners
+from runtime.durable.names import hub_names
 from runtime.durable.services import DurableServices, open_durable
 from runtime.errors import HostError
 from runtime.functions import FunctionIndex
@@ -15,6 +18,8 @@ from runtime.http.auth import KeyStore
 from runtime.http.durable_api import DurableApi
 from runtime.storage.connection import StorageEndpoints
 from runtime.worker.pool import WorkerPool
+
+log = console.get("durable")
 
 
 @dataclass
@@ -62,6 +67,14 @@ async def open_host_durable(config: HostConfig, storage: StorageEndpoints | None
             "\"UseDevelopmentStorage=true\" to the Values of local.settings.json.")
     services = await open_durable(config.durable, connection_string=storage.connection_string,
                                   owner_id=owner_id, function_timeout=config.function_timeout)
+    if services.storage is not None:
+        names = hub_names(services.hub_name, config.durable.partition_count)
+        use = await hub_owners.inspect(
+            services.storage.blobs.get_container_client(names.leases_container),
+            services.hub_name, config.durable.partition_count, owner_id)
+        warning = use.warning(services.hub_name, config.durable.partition_count)
+        if warning is not None:
+            log.warning("%s", warning)
     # Management URLs handed to clients carry the extension's system key, which opens
     # the webhook routes only (never the host key, which opens every function).
     key = keys.durable_key if keys else None

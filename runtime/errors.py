@@ -6,6 +6,8 @@ attributes; its message is built in __init__ so that logs and HTTP bodies agree.
 
 from __future__ import annotations
 
+import os
+
 
 class HostError(Exception):
     """Base of every error funclocal raises deliberately."""
@@ -32,8 +34,10 @@ class ConfigError(HostError):
 class IndexingError(HostError):
     """The app could not be indexed (import error, no app object, bad bindings...)."""
 
-    def __init__(self, message: str, *, traceback_text: str | None = None) -> None:
+    def __init__(self, message: str, *, traceback_text: str | None = None,
+                 missing_module: str | None = None) -> None:
         self.traceback_text = traceback_text
+        self.missing_module = missing_module  # a ModuleNotFoundError's module name
         super().__init__(message)
 
 
@@ -43,6 +47,16 @@ class RouteError(IndexingError):
 
 class BindingError(HostError):
     """An input binding of a function cannot be provided for an invocation."""
+
+
+class PortTaken(HostError):
+    """A port the host must listen on is in use (`what`: "HTTP", "debugger")."""
+
+    def __init__(self, port: int, what: str, error: OSError, change: str) -> None:
+        self.port = port
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        super().__init__(f"Port {port} ({what}) is unavailable: {reason}. "
+                         f"Stop what uses it, or choose another port with {change}.")
 
 
 # --- workers ------------------------------------------------------------------------

@@ -86,8 +86,12 @@ def _type(binding: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class FunctionIndex:
+    """The functions served (`functions`), those skipped with the reason, and those
+    disabled by the `AzureWebJobs.<name>.Disabled` setting (listed, never run)."""
+
     functions: tuple[FunctionSpec, ...]
     skipped: tuple[tuple[str, str], ...] = ()  # (function name, reason)
+    disabled: tuple[FunctionSpec, ...] = ()
 
     @classmethod
     def build(cls, descriptions: Iterable[Mapping[str, Any]]) -> FunctionIndex:
@@ -103,6 +107,18 @@ class FunctionIndex:
                 continue
             served.append(spec)
         return cls(tuple(served), tuple(skipped))
+
+    def with_disabled(self, settings: Mapping[str, str]) -> FunctionIndex:
+        """The functions that `AzureWebJobs.<name>.Disabled` (true or 1, the name matched
+        without case, as the host reads app settings) turns off moved to `disabled`."""
+        flags = {key.lower(): value for key, value in settings.items()}
+        off = [f for f in self.functions
+               if flags.get(f"azurewebjobs.{f.name.lower()}.disabled", "").strip().lower()
+               in ("true", "1")]
+        if not off:
+            return self
+        return FunctionIndex(tuple(f for f in self.functions if f not in off), self.skipped,
+                             tuple(off))
 
     def get(self, name: str) -> FunctionSpec | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -123,5 +139,6 @@ class FunctionIndex:
                  "bindings": [dict(b) for b in f.bindings],
                  **({"route": f.route,
                      "methods": sorted(f.methods) if f.methods is not None else None,
-                     "authLevel": f.auth_level} if f.is_http else {})}
-                for f in self.functions]
+                     "authLevel": f.auth_level} if f.is_http else {}),
+                 "isDisabled": f in self.disabled}
+                for f in (*self.functions, *self.disabled)]

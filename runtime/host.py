@@ -4,6 +4,7 @@ cleanly."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -12,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from runtime import __version__, console
-from runtime.config import LocalSettings
-from runtime.errors import IndexingError
+from runtime.config import HostConfig, LocalSettings
+from runtime.errors import IndexingError, PortTaken
 from runtime.functions import FunctionIndex
 from runtime.http.server import HttpServer
 from runtime.options import DEFAULT_PORT, HostOptions
 from runtime.reload import Reloader
-from runtime.versions import Versions
+from runtime.versions import AppVersion, LoadedConfig, Versions
 from runtime.watch import WatchPlan
-from runtime.worker.pool import WorkerPool
+from runtime.worker.debug_proxy import DebugProxy
+from runtime.worker.interpreter import AppPython, find_app_python
+from runtime.worker.pool import WorkerPool, WorkerSettings
 
 log = console.get()
 
@@ -33,10 +36,15 @@ class Host:
         self.started_at = time.monotonic()
         self.state = "Initialized"
         self.server = HttpServer(route_prefix="api", keys=None, status=self.status)
-        self.versions = Versions(options, self.script_root, self.server, self.owner_id)
+        self.python: AppPython = find_app_python(self.script_root, options.python, os.environ)
+        self.debugger: DebugProxy | None = None
+        self.versions = Versions(options, self.script_root, self.server, self.owner_id,
+                                 self.python, self._debug_port)
         self.reloader: Reloader | None = None
         self.address = "127.0.0.1"
         self.port = 0
+        self.config: HostConfig | None = None  # when no version serves yet
+        self._pending_debug_ports: list[tuple[int, int]] = []
 
     # -- what is serving ---------------------------------------------------------------
 
@@ -54,23 +62,72 @@ class Host:
 
     async def start(self) -> None:
         """Index the app, open what it needs, listen, and start the durable runtime and
-        the reloader. Raises HostError (IndexingError, ConfigError, AzuriteError...) or
-        OSError (the port is taken); nothing is left running then."""
+        the reloader. With reload on, an app that cannot be indexed is reported and
+        picked up on the next save, as a reload would. Raises HostError (IndexingError
+        without reload, ConfigError, AzuriteError...) or OSError (a port is taken);
+        nothing is left running then."""
         self.state = "Starting"
+        log.info("Workers run on %s.", self.python.describe())
         try:
-            version = await self.versions.prepare()
-            settings = version.settings
+            # Config first, then the port: a taken port fails before any worker starts,
+            # and partition leases are labelled with the port actually served.
+            loaded = self.versions.load_config()
+            self.config, settings, _ = loaded
             self.address = self.options.address or settings.local_http_address or "127.0.0.1"
-            self.port = await self.server.start(self.address, self._port(settings))
-            await self.versions.commit(version)
+            port = self._port(settings)
+            try:
+                self.port = await self.server.start(self.address, port)
+            except OSError as exc:
+                raise PortTaken(port, "HTTP", exc, "--port N (-p N), Host.LocalHttpPort in "
+                                "local.settings.json, or `make run PORT=N` in funclocal's "
+                                "checkout") from None
+            if self.options.debug_port is not None:
+                await self._start_debugger()
+            version = await self._first_version(loaded)
+            if version is not None:
+                await self.versions.commit(version)
             if self.options.reload:
-                self.reloader = Reloader(self.versions, self.watch_plan, self.public_base_url)
+                self.reloader = Reloader(self.versions, self.watch_plan, self.public_base_url,
+                                         verbose=self.options.verbose)
                 await self.reloader.start()
         except BaseException:
             await self.stop()
             raise
         self.state = "Running"
         self._print_banner()
+
+    async def _first_version(self, loaded: LoadedConfig) -> AppVersion | None:
+        """The first version, or None when it cannot be indexed and a save can fix it."""
+        try:
+            return await self.versions.prepare(loaded=loaded)
+        except IndexingError as exc:
+            if not self.options.reload:
+                raise
+            text = f"{exc}"
+            if exc.traceback_text:
+                text += "\n" + exc.traceback_text.rstrip()
+            log.error("%s", text)
+            return None
+
+    async def _start_debugger(self) -> None:
+        assert self.options.debug_port is not None
+        proxy = DebugProxy(self.address, self.options.debug_port)
+        try:
+            await proxy.start()
+        except OSError as exc:
+            raise PortTaken(self.options.debug_port, "debugger", exc,
+                            "--debug PORT") from None
+        self.debugger = proxy
+        for pid, port in self._pending_debug_ports:
+            proxy.set_target(pid, port)
+        self._pending_debug_ports.clear()
+
+    def _debug_port(self, pid: int, port: int) -> None:
+        """A new worker's debugpy listens on `port`: new debugger connections go there."""
+        if self.debugger is None:
+            self._pending_debug_ports = [(pid, port)]  # the first worker starts earlier
+            return
+        self.debugger.set_target(pid, port)
 
     def _port(self, settings: LocalSettings) -> int:
         if self.options.port is not None:
@@ -79,15 +136,18 @@ class Host:
             else DEFAULT_PORT
 
     def owner_id(self) -> str:
-        """The label of this host in the partition leases (machine, port, app), for
-        people and tools; balancing tells processes apart by a random id of their own."""
+        """`<machine>:<port served>:<app folder>`: the label of this host in the partition
+        leases, for people and tools (the app folder tells other apps on the task hub
+        apart). Balancing tells processes apart by an id of their own; a host restarted
+        after a crash with the same label takes its dead predecessor's id over."""
         port = self.port or (self.options.port if self.options.port is not None
                              else DEFAULT_PORT)
         return f"{socket.gethostname()}:{port}:{self.script_root}"
 
     def watch_plan(self) -> WatchPlan:
         current = self.versions.current
-        assert current is not None
+        config = current.config if current is not None else self.config
+        assert config is not None
         candidates: list[Path] = []
         for explicit, name in ((self.options.settings, "local.settings.json"),
                                (self.options.host_json, "host.json")):
@@ -99,8 +159,8 @@ class Host:
             candidates.append(self.script_root / name)
             if not (self.script_root / name).is_file():
                 candidates.append(Path.cwd() / name)
-        return WatchPlan.build(self.script_root, candidates, current.config.watch_directories,
-                               current.config.watch_files)
+        return WatchPlan.build(self.script_root, candidates, config.watch_directories,
+                               config.watch_files)
 
     # -- output ------------------------------------------------------------------------
 
@@ -109,14 +169,20 @@ class Host:
 
     def _print_banner(self) -> None:
         current = self.versions.current
-        assert current is not None
+        if current is None:
+            log.warning("Host started on %s, serving no functions until the app indexes: "
+                        "fix the error above and save a file of the app.",
+                        self.public_base_url())
+            return
         keys = current.keys
         print(console.banner(current.index.functions, self.public_base_url(),
                              current.config.route_prefix,
                              master_key=keys.master_key if keys else None,
                              host_key=keys.host_key if keys else None,
                              durable_key=keys.durable_key if keys and self.versions.durable
-                             else None), flush=True)
+                             else None,
+                             verbose=self.options.verbose,
+                             disabled=current.index.disabled), flush=True)
         count = len(current.pool.pids)
         log.info("Host started on %s (%d worker process%s).", self.public_base_url(), count,
                  "" if count == 1 else "es")
@@ -145,6 +211,8 @@ class Host:
             await self.reloader.stop()  # a reload half-way through leaves no workers behind
         await self.server.stop()  # in-flight requests finish first (bounded)
         await self.versions.stop()
+        if self.debugger is not None:
+            await self.debugger.stop()
         self.state = "Stopped"
 
 
@@ -152,11 +220,11 @@ async def index_only(options: HostOptions) -> FunctionIndex:
     """Index the app in a worker without serving anything (`funclocal functions`)."""
     host = Host(options)
     _, _, env = host.versions.load_config()
-    pool = WorkerPool(host.script_root, env, 1)
+    pool = WorkerPool(host.script_root, env, 1, WorkerSettings(python=host.python))
     try:
-        return await pool.start()
+        return (await pool.start()).with_disabled(env)
     finally:
         await pool.stop()
 
 
-__all__ = ["Host", "HostOptions", "IndexingError", "index_only"]
+__all__ = ["Host", "HostOptions", "IndexingError", "PortTaken", "index_only"]

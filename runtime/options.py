@@ -22,6 +22,9 @@ class HostOptions:
     manage_azurite: bool = True
     verbose: bool = False
     workers: int | None = None
+    python: str | None = None  # --python: the app's interpreter (or its venv folder)
+    debug_port: int | None = None  # --debug PORT: workers run under debugpy
+    debug_wait: bool = False  # --debug-wait: workers wait for the debugger to attach
 
 
 def find_config_file(explicit: Path | None, script_root: Path, name: str) -> Path | None:

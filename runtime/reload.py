@@ -16,6 +16,7 @@ from typing import Any
 
 from runtime import console
 from runtime.errors import HostError, IndexingError
+from runtime.functions import FunctionIndex
 from runtime.versions import AppVersion, IndexChanges, Versions, compare
 from runtime.watch import ChangeSet, FileWatcher, WatchPlan
 
@@ -30,8 +31,9 @@ class Reloader:
     `base_url()` is where people reach the host (for the function list)."""
 
     def __init__(self, versions: Versions, watch_plan: Callable[[], WatchPlan],
-                 base_url: Callable[[], str]) -> None:
+                 base_url: Callable[[], str], *, verbose: bool = False) -> None:
         self.versions = versions
+        self.verbose = verbose
         self.watch_plan = watch_plan
         self.base_url = base_url
         self.watcher = FileWatcher(watch_plan())
@@ -107,15 +109,18 @@ class Reloader:
             return
         finally:
             self.preparing = None
+        prepared = time.perf_counter()
         previous = await self.versions.commit(version)
-        old_index = previous.index if previous else version.index
+        old_index = previous.index if previous else FunctionIndex(())
         old_hashes = previous.pool.code_hashes if previous else {}
         found = compare(old_index, old_hashes, version.index, version.pool.code_hashes)
-        self._print_changes(found, everything=changes.config)
+        self._print_changes(found, everything=changes.config or previous is None)
         pids = version.pool.pids
-        log.info("Reloaded in %d ms (worker process%s %s).",
-                 (time.perf_counter() - started) * 1000, "" if len(pids) == 1 else "es",
-                 ", ".join(map(str, pids)))
+        done = time.perf_counter()
+        log.info("Reloaded in %d ms (worker process%s %s).", (done - started) * 1000,
+                 "" if len(pids) == 1 else "es", ", ".join(map(str, pids)))
+        log.debug("Reload timings: new workers indexed in %d ms, switched over in %d ms.",
+                  (prepared - started) * 1000, (done - prepared) * 1000)
         if changes.config:
             await self.watcher.set_plan(self.watch_plan())
         if found.changed_orchestrators or found.removed_orchestrators:
@@ -144,12 +149,16 @@ class Reloader:
         else:
             shown = [*found.added, *found.changed]
             title = "Functions changed:"
-        if not shown and not found.removed:
+        if not shown and not found.removed and not everything:
             return
         lines = ["", title, "", *console.function_lines(shown, self.base_url(),
                                                           current.config.route_prefix)]
+        if everything:
+            lines += console.disabled_lines(current.index.disabled)
+        disabled = {spec.name for spec in current.index.disabled}
         for name in found.removed:
-            lines += [f"\t{name}: removed", ""]
+            if name not in disabled:
+                lines += [f"\t{name}: removed", ""]
         print("\n".join(lines), flush=True)
 
     async def _report_instances(self, found: IndexChanges) -> None:

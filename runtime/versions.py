@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime import console
+from runtime.app_settings import check_app_settings
 from runtime.config import (
     HostConfig,
     LocalSettings,
@@ -32,12 +33,16 @@ from runtime.http.server import AppView, HttpServer
 from runtime.options import HostOptions, find_config_file
 from runtime.storage.azurite import ManagedAzurite, ensure_storage
 from runtime.storage.connection import StorageEndpoints
-from runtime.worker.pool import WorkerPool, default_worker_count
+from runtime.worker.interpreter import AppPython
+from runtime.worker.pool import DebugOptions, WorkerPool, WorkerSettings, default_worker_count
 
 log = console.get()
 
 ORCHESTRATOR = "orchestrationtrigger"
 DISABLE_HOMEPAGE = "AzureWebJobsDisableHomepage"  # HomepageMiddleware.IsHomepageDisabled
+
+
+LoadedConfig = tuple[HostConfig, LocalSettings, dict[str, str]]  # host.json, settings, env
 
 
 @dataclass
@@ -96,15 +101,19 @@ class Versions:
     """
 
     def __init__(self, options: HostOptions, script_root: Path, server: HttpServer,
-                 owner_id: Callable[[], str]) -> None:
+                 owner_id: Callable[[], str], python: AppPython,
+                 on_debug_port: Callable[[int, int], None] | None = None) -> None:
         self.options = options
         self.script_root = script_root
         self.server = server
         self.owner_id = owner_id
+        self.python = python
+        self.on_debug_port = on_debug_port
         self.current: AppVersion | None = None
         self.durable: HostDurable | None = None
         self.azurite: ManagedAzurite | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self._sdk_noted: str | None = None
 
     # -- config ----------------------------------------------------------------------
 
@@ -113,7 +122,7 @@ class Versions:
         return (find_config_file(self.options.settings, self.script_root, "local.settings.json"),
                 find_config_file(self.options.host_json, self.script_root, "host.json"))
 
-    def load_config(self) -> tuple[HostConfig, LocalSettings, dict[str, str]]:
+    def load_config(self) -> LoadedConfig:
         """Read both files (ConfigError with file, line and key when one is bad)."""
         settings_path, host_path = self.config_paths()
         settings = load_local_settings(settings_path)
@@ -121,6 +130,8 @@ class Versions:
         for key in skipped:
             log.info("Skipping '%s' from local settings as it's already defined in current "
                      "environment variables.", key)
+        for warning in check_app_settings(env, str(settings_path or "the environment")):
+            log.warning("%s", warning)
         config = load_host_config(host_path, env)
         return config, settings, env
 
@@ -135,12 +146,23 @@ class Versions:
                                settings.host_key or (current.host_key if current else None),
                                settings.function_keys, systems)
 
-    def new_pool(self, env: Mapping[str, str]) -> WorkerPool:
-        return WorkerPool(self.script_root, env, self.options.workers or default_worker_count(env))
+    def new_pool(self, env: Mapping[str, str], config: HostConfig) -> WorkerPool:
+        debug = None
+        count = self.options.workers or default_worker_count(env)
+        if self.options.debug_port is not None:
+            # One debugger, one process: every invocation stops at its breakpoints.
+            debug = DebugOptions(self.options.debug_port, self.options.debug_wait)
+            count = 1
+        settings = WorkerSettings(
+            python=self.python, debug=debug, on_debug_port=self.on_debug_port,
+            log_levels=console.LogLevels(config.log_levels, verbose=self.options.verbose,
+                                         console_enabled=config.console_logging))
+        return WorkerPool(self.script_root, env, count, settings)
 
     # -- preparing ---------------------------------------------------------------------
 
-    async def prepare(self, *, config_changed: bool = True) -> AppVersion:
+    async def prepare(self, *, config_changed: bool = True,
+                      loaded: LoadedConfig | None = None) -> AppVersion:
         """Start workers on the app as it is on disk (reading the config again when it
         changed, and always for the first version), and the storage and durable services
         that version needs, without serving it yet. Raises HostError (IndexingError,
@@ -148,33 +170,39 @@ class Versions:
         running."""
         current = self.current
         if current is None or config_changed:
-            config, settings, env = self.load_config()
+            config, settings, env = loaded or self.load_config()
             connection = resolve_setting(config.durable.connection_name, settings, os.environ)
             keys = self.keys_for(settings)
         else:
             config, settings, env = current.config, current.settings, current.env
             connection, keys = current.connection, current.keys
-        version = AppVersion(self.new_pool(env), config, settings, env, connection, keys,
-                             current.storage if current else None)
+        version = AppVersion(self.new_pool(env, config), config, settings, env, connection,
+                             keys, current.storage if current else None)
         try:
-            if current is None or connection != current.connection:
-                # Storage and the first worker start side by side: both take a while.
-                storage = asyncio.create_task(self._storage_for(version))
-                try:
-                    version.index = await version.pool.start()
-                finally:
-                    if version.pool.workers == [] and not storage.done():
-                        storage.cancel()
-                    await asyncio.gather(storage, return_exceptions=True)
-                storage.result()
-            else:
-                version.index = await version.pool.start()
+            preload = None
+            if self.durable is None and connection:
+                # While the worker starts, load the durable modules (and the Azure SDKs
+                # they import, ~0.3 s) on a thread: an app with durable functions needs
+                # them right after indexing, and one without pays only idle time.
+                preload = asyncio.create_task(asyncio.to_thread(_preload_durable))
+            try:
+                version.index = (await version.pool.start()).with_disabled(env)
+            finally:
+                if preload is not None:
+                    await asyncio.gather(preload, return_exceptions=True)
             for name, reason in version.index.skipped:
                 log.warning("Function '%s': %s", name, reason)
+            self._note_sdk(version.pool.sdk_versions)
+            needs = needs_durable(version.index)
+            if needs and (version.storage is None or current is None
+                          or connection != current.connection):
+                # Storage only when the app needs it (an HTTP-only app never starts
+                # Azurite), including when a reload adds the first durable function.
+                await self._storage_for(version)
             changed = self.durable is not None and current is not None and (
                 config.durable != current.config.durable or connection != current.connection
                 or keys != current.keys)
-            if changed or (self.durable is None and needs_durable(version.index)):
+            if changed or (self.durable is None and needs):
                 version.durable = await open_host_durable(config, version.storage, keys,
                                                           self.owner_id())
         except BaseException:
@@ -182,19 +210,28 @@ class Versions:
             raise
         return version
 
+    def _note_sdk(self, versions: Mapping[str, str]) -> None:
+        """Say once what of the app's Durable SDK version funclocal cannot use fully."""
+        durable = versions.get("azure-functions-durable")
+        if durable is None or durable == self._sdk_noted:
+            return
+        self._sdk_noted = durable
+        numbers = _version_numbers(durable)
+        if numbers >= (2, 0):
+            log.warning("The app uses azure-functions-durable %s; funclocal serves the 1.x "
+                        "programming model and protocol (pin azure-functions-durable<2).",
+                        durable)
+        elif numbers < SESSIONS_SDK:
+            log.info("The app uses azure-functions-durable %s: orchestrators replay their "
+                     "whole history on every episode (the faster replay sessions need %s or "
+                     "newer).", durable, ".".join(map(str, SESSIONS_SDK)))
+
     async def _storage_for(self, version: AppVersion) -> None:
         version.storage = None
         if not version.connection:
             return
         version.storage, version.azurite = await ensure_storage(
             version.connection, self.script_root, self.options.manage_azurite)
-        if version.azurite is not None:
-            log.info("Started Azurite (blob, queue and table services) with data in %s.",
-                     version.azurite.data_dir)
-        # While the worker starts, load the durable modules (and the Azure SDKs they
-        # import, ~0.3 s) on a thread: an app with durable functions needs them right
-        # after indexing, and one without pays only idle time.
-        await asyncio.to_thread(_preload_durable)
 
     async def discard(self, version: AppVersion) -> None:
         """Stop a version that will not serve."""
@@ -283,10 +320,21 @@ class Versions:
             await self.azurite.stop()
 
 
+SESSIONS_SDK = (1, 7)  # runtime.worker.child.sessions.MINIMUM_SDK
+
+
+def _version_numbers(text: str) -> tuple[int, ...]:
+    numbers: list[int] = []
+    for part in text.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        numbers.append(int(digits) if digits else 0)
+    return tuple(numbers)
+
+
 def _preload_durable() -> None:
     import runtime.durable.dispatcher  # noqa: F401
     import runtime.durable.services  # noqa: F401
     import runtime.http.durable_api  # noqa: F401
 
 
-__all__ = ["AppVersion", "IndexChanges", "Versions", "compare"]
+__all__ = ["AppVersion", "IndexChanges", "LoadedConfig", "Versions", "compare"]

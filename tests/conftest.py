@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from support.azurite import running_azurite, unique_hub_name
@@ -21,3 +23,26 @@ async def azurite() -> AsyncIterator[StorageEndpoints]:
 @pytest.fixture
 def task_hub_name(request: pytest.FixtureRequest) -> str:
     return unique_hub_name(request.node.name)
+
+
+_REPO = Path(__file__).resolve().parents[1]
+# What running Python and the linters leave anywhere: not the tests' doing.
+_CACHES = ("__pycache__/", ".mypy_cache/", ".ruff_cache/", ".pytest_cache/")
+
+
+def _untracked() -> set[str]:
+    listing = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored=matching", "--untracked-files=normal"],
+        cwd=_REPO, capture_output=True, text=True, check=False).stdout
+    return {line[3:] for line in listing.splitlines()
+            if line[:2] in ("??", "!!") and not line.endswith(_CACHES)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def source_tree_left_clean() -> Iterator[None]:
+    """Tests write only in temporary folders: an app's Azurite data (`.azurite/`), a
+    build or anything else new in the checkout fails the run."""
+    before = _untracked()
+    yield
+    left = sorted(_untracked() - before)
+    assert not left, f"the tests left these in the source tree: {left}"

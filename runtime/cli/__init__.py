@@ -1,5 +1,5 @@
-"""The command line: one module per command group (`start`, `functions`), each adding
-its parser and running it. `main` is the `funclocal` entry point."""
+"""The command line: one module per command group (`start`, `functions`, `azurite`),
+each adding its parser and running it. `main` is the `funclocal` entry point."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Sequence
 
 from runtime import __version__, console
-from runtime.cli import functions, start
+from runtime.cli import azurite, functions, start
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,14 +16,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="funclocal",
         description="Run an Azure Functions Python v2 app locally, Durable Functions included.")
     parser.add_argument("--version", action="version", version=f"funclocal {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     start.add_parser(commands)
     functions.add_parser(commands)
+    azurite.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:  # no command: say what there is, as func does
+        parser.print_help()
+        return 0
     console.configure(verbose=getattr(args, "verbose", False))
     try:
         return int(asyncio.run(args.run(args)))

@@ -15,6 +15,10 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the script root's, else the current folder's)")
     parser.add_argument("--settings", type=Path, help="path of local.settings.json "
                         "(default: the script root's, else the current folder's)")
+    parser.add_argument("--python", metavar="PATH",
+                        help="the app's Python interpreter or virtual environment folder "
+                        "(default: the active virtual environment, else .venv or venv in "
+                        "the script root, else funclocal's own)")
 
 
 def host_options(args: argparse.Namespace) -> HostOptions:
@@ -28,7 +32,9 @@ def host_options(args: argparse.Namespace) -> HostOptions:
         reload=not getattr(args, "no_reload", True),
         reload_grace=max(0.0, getattr(args, "reload_grace", 10.0)),
         manage_azurite=not getattr(args, "no_azurite", False),
-        verbose=getattr(args, "verbose", False), workers=getattr(args, "workers", None))
+        verbose=getattr(args, "verbose", False), workers=getattr(args, "workers", None),
+        python=getattr(args, "python", None), debug_port=getattr(args, "debug", None),
+        debug_wait=getattr(args, "debug_wait", False))
 
 
 __all__ = ["add_app_arguments", "host_options"]

@@ -37,6 +37,8 @@ async def run(args: argparse.Namespace) -> int:
             print(f"{spec.name}: [{methods}] {spec.route} (authLevel {spec.auth_level})")
         else:
             print(f"{spec.name}: {spec.trigger_type}")
+    for spec in index.disabled:
+        print(f"{spec.name}: disabled")
     for name, reason in index.skipped:
         print(f"{name}: skipped: {reason}")
     return 0

@@ -32,19 +32,39 @@ def add_parser(commands: Any) -> None:
                        help="never start Azurite; use the storage the connection string names")
     start.add_argument("--workers", type=int,
                        help="worker processes (default FUNCTIONS_WORKER_PROCESS_COUNT or 1)")
-    start.add_argument("--verbose", action="store_true", help="debug logging")
+    start.add_argument("--debug", type=int, metavar="PORT",
+                       help="run the workers under debugpy; attach your debugger to PORT "
+                       "(it stays the same across reloads)")
+    start.add_argument("--debug-wait", action="store_true",
+                       help="with --debug: each worker waits for the debugger to attach "
+                       "before it imports the app")
+    start.add_argument("--verbose", action="store_true",
+                       help="debug logging: user code's logging.debug, storage requests "
+                       "with timings, partition lease changes, reload timings")
     start.set_defaults(run=run)
 
 
 async def run(args: argparse.Namespace) -> int:
     log = console.get()
-    host = Host(host_options(args))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await host.start()
+        host = Host(host_options(args))
+        # Ctrl-C during start-up (a worker waiting for a debugger with --debug-wait, a
+        # slow Azurite) stops at once: the start is cancelled and leaves nothing running.
+        starting = asyncio.create_task(host.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("Stopping the host...")
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("Host stopped.")
+            return 0
+        stopping.cancel()
+        starting.result()
     except IndexingError as exc:
         log.error("%s", exc)
         if exc.traceback_text:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -72,7 +73,11 @@ class Checkpoint:
         return [p for p, ok in zip(consumed, gone, strict=True) if ok]
 
     async def commit(self, episode: engine.Episode, snapshot: HistorySnapshot,
-                     result: engine.EpisodeResult, consumed: list[Pending]) -> None:
+                     result: engine.EpisodeResult, consumed: list[Pending], *,
+                     details: str | None = None) -> None:
+        """Record an episode (module docstring: the order of the writes). An instance
+        that ends is reported in one console line; a failure with its reason and
+        `details` (the frames of user code behind it)."""
         instance_id = episode.instance_id
         execution_id = episode.execution_id or ""
         number = episode.number
@@ -98,7 +103,10 @@ class Checkpoint:
         for message in result.outgoing:
             if message.kind == "orchestration" and message.visible_at is None:
                 self.notify(message.target_instance_id)
-        if result.runtime_status != "Running":
+        if result.runtime_status == "Failed":
+            log.error("%s", failure_line(episode.orchestrator_name, instance_id,
+                                         result.output_text, details))
+        elif result.runtime_status != "Running":
             log.info("Orchestration '%s' (%s) %s.", episode.orchestrator_name, instance_id,
                      result.runtime_status.lower())
 
@@ -120,4 +128,21 @@ class Checkpoint:
             self.clock.call_at(message.visible_at, lambda: due(sent))
 
 
-__all__ = ["ActivityPort", "Checkpoint"]
+def failure_line(name: str, instance_id: str, output_text: str | None,
+                 details: str | None) -> str:
+    """`Orchestration 'X' (id) failed: <reason>`: the reason as the status API's output
+    says it, without the details the SDK appends to an activity's error (its class and
+    stack as JSON, already printed when the activity failed), then `details`."""
+    reason = output_text or ""
+    try:
+        decoded = json.loads(reason)
+        reason = decoded if isinstance(decoded, str) else reason
+    except ValueError:
+        pass
+    prefix = f"Orchestrator function '{name}' failed: "
+    reason = reason.removeprefix(prefix).split("\n", 1)[0].rstrip()
+    line = f"Orchestration '{name}' ({instance_id}) failed: {reason}"
+    return f"{line}\n{details.rstrip()}" if details and details.strip() else line
+
+
+__all__ = ["ActivityPort", "Checkpoint", "failure_line"]

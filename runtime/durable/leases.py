@@ -342,7 +342,7 @@ class PartitionLeases(Partitions):
         held = _Held(lease=lease, renewed_at=started)
         self._held[partition] = held
         await self._write_owner(partition, blob, held)
-        log.info("Acquired partition %d (%s) as %s", partition,
+        log.debug("Acquired partition %d (%s) as %s", partition,
                  self.names.control_queues[partition], self.owner_id)
         return True
 
@@ -410,7 +410,7 @@ class PartitionLeases(Partitions):
         try:
             await with_retries(held.lease.release, what=f"releasing partition {partition}",
                                deadline=self.clock.monotonic() + 5.0)
-            log.info("Released partition %d", partition)
+            log.debug("Released partition %d", partition)
         except (AzureError, StorageError) as exc:
             # It expires on its own within one lease period.
             log.debug("Releasing partition %d failed: %s", partition, describe_error(exc))

@@ -94,6 +94,8 @@ class OrchestrationWorker:
         self.crashes = WorkerExits(MAX_ORCHESTRATOR_CRASHES)  # crash attribution
         self.rejected: set[str] = set()  # instances whose version this host refused (logged)
         self.poison_logged: set[str] = set()  # instances whose work item cannot apply
+        # instance id -> the frames of user code behind its orchestrator's last error
+        self.failure_details: dict[str, str] = {}
         self.entities: EntityRunner | None = None  # runs the sessions of `@name@key` ids
         self.wake = [asyncio.Event() for _ in range(hub.partition_count)]
         self.partition_tasks: dict[int, asyncio.Task[None]] = {}
@@ -363,6 +365,7 @@ class OrchestrationWorker:
         return cached if cached is not None else await self.hub.load_history(instance_id)
 
     async def _episode(self, instance_id: str, batch: list[Pending]) -> None:
+        self.failure_details.pop(instance_id, None)
         if self.entities is not None and engine.entities.is_entity(instance_id):
             await self.entities.run(instance_id, batch)
             return
@@ -401,7 +404,8 @@ class OrchestrationWorker:
             await self._repair_instance_row(instance_id, snapshot)
             await self.checkpoint.delete(consumed)
             return
-        await self.checkpoint.commit(episode, snapshot, result, consumed)
+        details = self.failure_details.pop(instance_id, None)
+        await self.checkpoint.commit(episode, snapshot, result, consumed, details=details)
 
     async def _run_generations(self, episode: engine.Episode, now: datetime
                                ) -> tuple[engine.Episode, engine.EpisodeResult]:
@@ -474,11 +478,13 @@ class OrchestrationWorker:
         try:
             value = await invoker.invoke(spec.name, {trigger_name: context},
                                          timeout=self.app.function_timeout,
-                                         affinity=episode.instance_id,
+                                         affinity=episode.instance_id, quiet_failure=True,
                                          exclusive=self.crashes.alone(episode.instance_id))
             returned = value.get("text")
         except FunctionInvocationError as exc:
             raised = exc.exc_message
+            # Printed with the instance's one failure line, if this episode fails it.
+            self.failure_details[episode.instance_id] = exc.traceback_text
         except InvocationTimeout as exc:
             return engine.fail(episode, str(exc), now)
         except WorkerError as exc:

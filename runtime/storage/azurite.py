@@ -20,7 +20,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from runtime import console
 from runtime.errors import AzuriteError
+from runtime.storage.azurite_install import find_azurite, not_installed_advice
 from runtime.storage.connection import (
     DEFAULT_PORTS,
     DEV_ACCOUNT_KEY,
@@ -30,6 +32,8 @@ from runtime.storage.connection import (
     parse_connection_string,
     url_host,
 )
+
+log = console.get("storage")
 
 DATA_DIR_NAME = ".azurite"
 LOG_FILE_NAME = "azurite.log"
@@ -67,13 +71,10 @@ async def port_answers(host: str, port: int, timeout: float = _CONNECT_TIMEOUT) 
 
 
 def find_azurite_bin(start: Path) -> Path | None:
-    """The nearest `node_modules/.bin` at or above `start` that holds all three services."""
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        candidate = directory / "node_modules" / ".bin"
-        if all((candidate / f"azurite-{service}").exists() for service in SERVICES):
-            return candidate
-    return None
+    """The folder of Azurite's service scripts funclocal would use for an app in
+    `start` (see `azurite_install.find_azurite`), or None."""
+    found = find_azurite(start)
+    return found.bin_dir if found is not None else None
 
 
 # --- the managed processes --------------------------------------------------------------
@@ -126,8 +127,8 @@ class ManagedAzurite:
         node = shutil.which("node")
         if node is None:
             raise AzuriteError(
-                "Azurite needs Node.js but `node` is not on PATH: install Node.js 22 or later "
-                "(or run `docker compose -f azurite.compose.yml up`).")
+                "Azurite needs Node.js but `node` is not on PATH: install Node.js 20 or "
+                "later, or start a storage emulator yourself.")
         try:
             try:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -250,10 +251,43 @@ def _last_error_line(log_path: Path) -> str:
 # --- what the host calls ----------------------------------------------------------------
 
 
+async def storage_answer(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """None when an Azure Storage service (Azurite or another emulator) answers HTTP on
+    host:port; otherwise what answers instead, for the error message."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        return f"nothing that accepts connections ({exc})"
+    try:
+        writer.write(f"GET /{DEV_ACCOUNT_NAME}?comp=properties HTTP/1.1\r\n"
+                     f"Host: {url_host(host)}:{port}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.read(4096), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return "a server that does not answer HTTP"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    text = head.decode("latin-1", "replace")
+    lines = text.split("\r\n")
+    if not lines[0].startswith("HTTP/"):
+        return "a server that does not speak HTTP"
+    headers = {line.split(":", 1)[0].strip().lower(): line.split(":", 1)[1].strip()
+               for line in lines[1:] if ":" in line}
+    # Azurite names itself; Azure Storage (and other emulators) answer with a request id.
+    server = headers.get("server")
+    if "x-ms-request-id" in headers or (server or "").lower().startswith("azurite"):
+        return None
+    return f"an HTTP server{f' ({server})' if server else ''} that is not Azure Storage"
+
+
 async def ensure_storage(conn: str, app_root: Path, manage: bool
                          ) -> tuple[StorageEndpoints, ManagedAzurite | None]:
     """The storage to use, starting Azurite when the connection string wants a local one
-    that is not running. The caller owns (and must stop) the returned ManagedAzurite."""
+    that is not running. The caller owns (and must stop) the returned ManagedAzurite.
+    Raises AzuriteError (one line saying what to do) when the emulator is missing and
+    cannot be started, or when something else holds one of its ports."""
     endpoints = parse_connection_string(conn)
     if not endpoints.is_local_emulator:
         return endpoints, None
@@ -261,25 +295,38 @@ async def ensure_storage(conn: str, app_root: Path, manage: bool
     answers = await asyncio.gather(*(port_answers(h, p) for h, p in addresses.values()))
     missing = {s: addr for (s, addr), ok in zip(addresses.items(), answers, strict=True)
                if not ok}
+    running = {s: addr for s, addr in addresses.items() if s not in missing}
+    strangers = await asyncio.gather(*(storage_answer(h, p) for h, p in running.values()))
+    for (service, (host, port)), stranger in zip(running.items(), strangers, strict=True):
+        if stranger is not None:
+            raise AzuriteError(
+                f"Port {port} on {url_host(host)}, where AzureWebJobsStorage expects the "
+                f"{service} service of the storage emulator, is held by {stranger}: stop "
+                "it, or give the emulator other ports in the connection string.")
     if not missing:
+        shown = ", ".join(f"{s} {url_host(h)}:{p}" for s, (h, p) in addresses.items())
+        log.info("Using the storage emulator already running (%s); funclocal did not "
+                 "start it and will not stop it.", shown)
         return endpoints, None
     where = ", ".join(f"{url_host(host)}:{port}" for host, port in missing.values())
     if not manage:
         raise AzuriteError(
-            f"Azure Storage emulator not reachable at {where} and managed Azurite is off: "
-            "start Azurite (`docker compose -f azurite.compose.yml up`), turn managed Azurite "
-            "on, or set AzureWebJobsStorage to a storage account.")
-    bin_dir = find_azurite_bin(app_root)
-    if bin_dir is None:
+            f"Azure Storage emulator not reachable at {where} and managed Azurite is off "
+            "(--no-azurite): start an emulator there, or set AzureWebJobsStorage to a "
+            "storage account.")
+    found = find_azurite(app_root)
+    if found is None:
         raise AzuriteError(
-            f"Azure Storage emulator not reachable at {where} and Azurite is not installed: "
-            "run `npm ci` in the project (or `docker compose -f azurite.compose.yml up`), "
-            "or set AzureWebJobsStorage to a storage account.")
+            f"Azure Storage emulator not reachable at {where} and Azurite is not "
+            f"installed: {not_installed_advice()}.")
     host = next(iter(missing.values()))[0]
     azurite = ManagedAzurite(
-        bin_dir, data_dir=app_root / DATA_DIR_NAME,
+        found.bin_dir, data_dir=app_root / DATA_DIR_NAME,
         host="127.0.0.1" if host == "localhost" else host,
         ports={service: port for service, (_, port) in missing.items()},
         account=(endpoints.account_name, endpoints.account_key))
     await azurite.start()
+    log.info("Started Azurite (%s) from %s (%s) with data in %s; it stops with funclocal.",
+             ", ".join(f"{s} {p}" for s, p in azurite.ports.items()), found.bin_dir,
+             found.found_in, azurite.data_dir)
     return endpoints, azurite

@@ -30,6 +30,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.blob.aio import LinearRetry as BlobLinearRetry
 from azure.storage.queue.aio import QueueServiceClient
 
+from runtime import console
 from runtime.errors import StorageError
 from runtime.storage import stats
 from runtime.storage.leanqueue import LeanQueues
@@ -106,6 +107,9 @@ async def open_storage(connection_string: str, *, max_connections: int = 100,
         count_requests = stats.counting_enabled()
     services: dict[str, tuple[str, str]] = {}  # filled in once the clients exist
     traces = stats.trace_configs(services) if count_requests else []
+    request_log = console.get("storage")
+    if request_log.isEnabledFor(logging.DEBUG):  # --verbose: every request and its time
+        traces.append(stats.logging_trace_config(services, request_log))
     connector = aiohttp.TCPConnector(limit=max_connections,
                                      keepalive_timeout=KEEPALIVE_SECONDS)
     session = aiohttp.ClientSession(connector=connector, trust_env=False,

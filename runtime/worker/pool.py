@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import signal
 import socket
-import sys
 import time
 import uuid
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,29 @@ from runtime.errors import (
     WorkerError,
 )
 from runtime.functions import FunctionIndex
-from runtime.worker.protocol import CHANNEL_FD_ENV, encode_frame, read_frame
+from runtime.worker.interpreter import AppPython, find_app_python, worker_environment
+from runtime.worker.protocol import (
+    CHANNEL_FD_ENV,
+    LOG_LEVEL_ENV,
+    encode_frame,
+    parse_log_line,
+    read_frame,
+)
 
 log = console.get("worker")
+DEBUG_ENV = "FUNCLOCAL_DEBUG"  # runtime.worker.child.debugging.DEBUG_ENV
+# The SDK packages an app imports, by module.
+SDK_MODULES = (("azure.durable_functions", "azure-functions-durable"),
+               ("azure.functions", "azure-functions"))
 
 HELLO_TIMEOUT = 60.0  # the real host's worker start timeout
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this child if the host dies, so workers never outlive it."""
+def _worker_setup() -> None:
+    """Between fork and exec: a process group of its own, so a terminal's Ctrl-C (sent
+    to the foreground group) reaches the host only and the host stops its workers in
+    order; and SIGKILL if the host dies, so workers never outlive it."""
+    os.setpgid(0, 0)
     try:
         import ctypes
 
@@ -46,12 +61,42 @@ def _die_with_parent() -> None:
         pass
 
 
+@dataclass(frozen=True)
+class DebugOptions:
+    """`--debug PORT` / `--debug-wait`: workers run under debugpy."""
+
+    port: int
+    wait: bool = False
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How this host runs workers, the same for every version of the app: the app's
+    interpreter, the debugger, which log lines to show, and `on_debug_port(pid, port)`
+    to learn where a new worker's debugger listens."""
+
+    python: AppPython = field(default_factory=lambda: find_app_python(Path("."), None, {}))
+    debug: DebugOptions | None = None
+    log_levels: console.LogLevels = field(default_factory=console.LogLevels)
+    on_debug_port: Callable[[int, int], None] | None = None
+
+
 class WorkerProcess:
     """One worker process and its channel."""
 
-    def __init__(self, script_root: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, script_root: Path, env: Mapping[str, str],
+                 settings: WorkerSettings | None = None) -> None:
         self.script_root = script_root
         self.env = env
+        self.settings = settings = settings or WorkerSettings()
+        self.python = settings.python
+        self.debug = settings.debug
+        self.on_debug_port = settings.on_debug_port
+        self.debug_port: int | None = None
+        self.early_output: list[str] = []  # what it printed before indexing finished
+        self.indexed = False
+        self.python_version: str | None = None
+        self.sdk_versions: dict[str, str] = {}
         self.process: asyncio.subprocess.Process | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -75,16 +120,23 @@ class WorkerProcess:
         """Spawn the process and wait until it has indexed the app. Cancelling this (a
         newer reload superseding it) kills the process."""
         parent_sock, child_sock = socket.socketpair()
-        env = dict(self.env)
+        env = worker_environment(self.env, self.python)
         env[CHANNEL_FD_ENV] = str(child_sock.fileno())
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[LOG_LEVEL_ENV] = str(self.settings.log_levels.minimum())
+        extra: list[str] = []
+        if self.debug is not None:
+            env[DEBUG_ENV] = "wait" if self.debug.wait else "listen"
+            # Frozen standard modules hide their source from the debugger.
+            extra = ["-Xfrozen_modules=off"]
+            env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "runtime.worker.child.main", "--script-root",
-                str(self.script_root), cwd=str(self.script_root), env=env,
+                *self.python.worker_command(self.script_root, *extra),
+                cwd=str(self.script_root), env=env,
                 pass_fds=(child_sock.fileno(),), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                preexec_fn=_die_with_parent)
+                preexec_fn=_worker_setup)
         except BaseException:
             parent_sock.close()
             raise
@@ -106,18 +158,53 @@ class WorkerProcess:
             asyncio.create_task(self._pump_output(self.process.stdout)),
             asyncio.create_task(self._pump_output(self.process.stderr)),
         ]
-        try:
-            hello = await asyncio.wait_for(read_frame(reader), HELLO_TIMEOUT)
-        except (asyncio.TimeoutError, ConnectionError) as exc:
-            raise WorkerError(f"The worker process did not start: {exc!r}") from None
+        timeout: float | None = HELLO_TIMEOUT
+        while True:
+            try:
+                hello = await asyncio.wait_for(read_frame(reader), timeout)
+            except (asyncio.TimeoutError, ConnectionError) as exc:
+                raise WorkerError(f"The worker process did not start: {exc!r}") from None
+            if hello is None or hello.get("type") != "debug":
+                break
+            self.debug_port = int(hello["port"])
+            if self.on_debug_port is not None and self.pid is not None:
+                self.on_debug_port(self.pid, self.debug_port)
+            if hello.get("wait"):
+                timeout = None  # a person attaches a debugger: no start timeout
         if hello is None:
             code = await self.process.wait()
-            raise IndexingError(f"The worker process exited with code {code} while indexing.")
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            said = "\n".join(self.early_output[-20:])
+            raise IndexingError(f"The worker process ({self.python.describe()}) exited with "
+                                f"code {code} while indexing." + (f"\n{said}" if said else ""))
         if "error" in hello:
-            raise IndexingError(str(hello["error"]), traceback_text=hello.get("traceback") or None)
+            raise IndexingError(self._with_hint(str(hello["error"]), hello.get(
+                "missing_module")), traceback_text=hello.get("traceback") or None,
+                missing_module=hello.get("missing_module"))
         self.functions = list(hello.get("functions") or [])
+        self.python_version = hello.get("python")
+        self.sdk_versions = dict(hello.get("sdk") or {})
+        self.indexed = True
         self._tasks.append(asyncio.create_task(self._read_results(reader)))
         return self.functions
+
+    def _with_hint(self, message: str, missing: str | None) -> str:
+        """A ModuleNotFoundError in the app names the interpreter and how to install the
+        app's packages into it."""
+        if not missing or "pip install" in message:
+            return message
+        python = self.python.executable
+        requirements = self.script_root / "requirements.txt"
+        package = next((name for prefix, name in SDK_MODULES if missing == prefix
+                        or missing.startswith(prefix + ".")), None)
+        if package is not None:
+            message += (f"\nThe app's Python has no '{package}' package: add it to "
+                        "requirements.txt.")
+        install = (f"{python} -m pip install -r {requirements}" if requirements.is_file()
+                   else f"{python} -m pip install "
+                   f"{package or f'<the package that provides {missing!r}>'}")
+        return (f"{message}\nThe workers run on {self.python.describe()}; install the app's "
+                f"packages there: {install}")
 
     async def _pump_output(self, stream: asyncio.StreamReader) -> None:
         prefix = f"[worker {self.pid}]"
@@ -125,7 +212,25 @@ class WorkerProcess:
             line = await stream.readline()
             if not line:
                 return
-            log.info("%s %s", prefix, line.decode("utf-8", "replace").rstrip("\n"))
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            if not self.indexed:
+                self.early_output.append(text)
+            self._show(prefix, text)
+
+    def _show(self, prefix: str, text: str) -> None:
+        """A line of the worker's output: a tagged log record is shown at its level when
+        host.json's levels (category `Function.<name>.User`) let it through."""
+        tagged = parse_log_line(text)
+        if tagged is None:
+            if self.settings.log_levels.console_enabled:
+                log.info("%s %s", prefix, text)
+            return
+        level, function, text = tagged
+        category = f"Function.{function}.User" if function else "Host.Worker"
+        if self.settings.log_levels.shows(category, level):
+            # Shown at INFO at least: the host's own level (--verbose) must not hide
+            # what host.json asked for.
+            log.log(max(level, logging.INFO), "%s %s", prefix, text)
 
     async def _read_results(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -217,9 +322,11 @@ class WorkerProcess:
 class WorkerPool:
     """A fixed number of workers on one version of the app."""
 
-    def __init__(self, script_root: Path, env: Mapping[str, str], count: int = 1) -> None:
+    def __init__(self, script_root: Path, env: Mapping[str, str], count: int = 1,
+                 settings: WorkerSettings | None = None) -> None:
         self.script_root = script_root
         self.env = dict(env)
+        self.settings = settings or WorkerSettings()
         self.count = max(1, count)
         self.workers: list[WorkerProcess] = []
         self.index = FunctionIndex(())
@@ -230,6 +337,11 @@ class WorkerPool:
     @property
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers if w.pid is not None]
+
+    @property
+    def sdk_versions(self) -> dict[str, str]:
+        """The app's SDK packages and their versions, as its first worker found them."""
+        return dict(self.workers[0].sdk_versions) if self.workers else {}
 
     @property
     def code_hashes(self) -> dict[str, str | None]:
@@ -266,7 +378,7 @@ class WorkerPool:
                 await task.result().kill()
 
     async def _spawn(self) -> WorkerProcess:
-        worker = WorkerProcess(self.script_root, self.env)
+        worker = WorkerProcess(self.script_root, self.env, self.settings)
         await worker.start()
         log.debug("Worker process started and initialized (pid %s).", worker.pid)
         return worker
@@ -338,13 +450,17 @@ class WorkerPool:
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
                      reason: str = "(null)", affinity: str | None = None,
-                     exclusive: bool = False) -> dict[str, Any]:
-        """Run a function on a worker, logging as `func start` does. `exclusive` runs it
-        alone in its worker, so that if the worker dies, this invocation is known to be
-        the cause (WorkerDied.alone)."""
+                     exclusive: bool = False, quiet_failure: bool = False) -> dict[str, Any]:
+        """Run a function on a worker, logging as `func start` does (with host.json's
+        levels for the category `Function.<name>`). `exclusive` runs it alone in its
+        worker, so that if the worker dies, this invocation is known to be the cause
+        (WorkerDied.alone). `quiet_failure`: the caller reports a failure itself (an
+        orchestrator's, once per instance)."""
+        shown = self.settings.log_levels.shows(f"Function.{function}", logging.INFO)
         invocation_id = invocation_id or str(uuid.uuid4())
-        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function, reason,
-                 invocation_id)
+        if shown:
+            log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function, reason,
+                     invocation_id)
         started = time.perf_counter()
         outcome = "Failed"
         try:
@@ -353,15 +469,17 @@ class WorkerPool:
             outcome = "Succeeded"
             return result
         except FunctionInvocationError as exc:
-            log.error("Executed 'Functions.%s' failed: %s\n%s", function, exc,
-                      exc.traceback_text.rstrip())
+            if not quiet_failure:
+                log.error("Executed 'Functions.%s' failed: %s\n%s", function, exc,
+                          exc.traceback_text.rstrip())
             raise
         except WorkerError as exc:
             log.error("Functions.%s: %s", function, exc)
             raise
         finally:
-            log.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", function, outcome,
-                     invocation_id, int((time.perf_counter() - started) * 1000))
+            if shown:
+                log.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", function,
+                         outcome, invocation_id, int((time.perf_counter() - started) * 1000))
 
     async def _call(self, function: str, inputs: dict[str, Any], invocation_id: str,
                     timeout: float | None, affinity: str | None,

@@ -6,13 +6,19 @@ socketpair created by the host; the worker's stdout and stderr are separate pipe
 nothing user code prints can corrupt a frame.
 
 Messages, worker -> host:
-  {"type": "hello", "pid": int, "functions": [FunctionInfo...]}          indexed cleanly
-  {"type": "hello", "pid": int, "error": str, "traceback": str}          could not index
+  {"type": "debug", "port": int, "wait": bool}      debugpy listens there (--debug), first
+  {"type": "hello", "pid": int, "functions": [FunctionInfo...], "python": str,
+   "sdk": {package: version}}                                            indexed cleanly
+  {"type": "hello", "pid": int, "error": str, "traceback": str,
+   "missing_module": str | null}                                         could not index
   {"type": "result", "id": int, "ok": true, "value": <any>}
   {"type": "result", "id": int, "ok": false, "error": {"type","message","traceback"}}
 Messages, host -> worker:
   {"type": "invoke", "id": int, "function": str, "invocation_id": str, "inputs": {...}}
   {"type": "shutdown"}
+
+On stderr, each line of a log record of user code is tagged (`LOG_TAG`, below) with
+its level and function; plain output is not.
 
 `inputs` are keyed by binding name. An HTTP trigger's input is `HttpRequestData`, and
 an HTTP function's result value is `HttpResponseData` (below); durable triggers carry
@@ -33,6 +39,25 @@ MAX_FRAME = 512 * 1024 * 1024  # a sanity bound: larger lengths mean a corrupted
 
 # Environment variable carrying the channel's file descriptor number into the worker.
 CHANNEL_FD_ENV = "FUNCLOCAL_CHANNEL_FD"
+# The least log level (Python's number) the host shows for any category.
+LOG_LEVEL_ENV = "FUNCLOCAL_LOG_LEVEL"
+# A log line on the worker's stderr: TAG level TAG function TAG text (the ASCII record
+# separator, which user output does not contain).
+LOG_TAG = "\x1e"
+
+
+def tag_log_line(level: int, function: str, text: str) -> str:
+    return f"{LOG_TAG}{level}{LOG_TAG}{function}{LOG_TAG}{text}"
+
+
+def parse_log_line(line: str) -> tuple[int, str, str] | None:
+    """(level, function name, text) of a tagged stderr line; None for plain output."""
+    if not line.startswith(LOG_TAG):
+        return None
+    parts = line.split(LOG_TAG, 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2], parts[3]
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:

@@ -16,6 +16,7 @@ from azure.storage.queue.aio import QueueServiceClient
 from support.azurite import REPO_ROOT, azurite_bin, free_ports
 
 from runtime.errors import AzuriteError
+from runtime.storage import azurite_install
 from runtime.storage.azurite import (
     DEV_ACCOUNT_KEY,
     SERVICES,
@@ -153,18 +154,28 @@ async def test_ensure_storage_uses_a_real_account_as_is(tmp_path: Path) -> None:
     assert managed is None
 
 
-async def test_ensure_storage_says_how_to_fix_a_missing_azurite(tmp_path: Path) -> None:
+async def test_ensure_storage_says_how_to_fix_a_missing_azurite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As for a funclocal installed with pip: no checkout, Azurite neither on PATH nor in
+    # the user cache.
+    monkeypatch.setattr(azurite_install, "CHECKOUT", tmp_path / "site-packages")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("FUNCLOCAL_CACHE_DIR", raising=False)
     blob, queue, table = free_ports(3)
 
     with pytest.raises(AzuriteError) as caught:
-        await ensure_storage(local_connection_string([blob, queue, table]), tmp_path,
+        await ensure_storage(local_connection_string([blob, queue, table]), tmp_path / "app",
                              manage=True)
 
     assert str(caught.value) == (
         f"Azure Storage emulator not reachable at 127.0.0.1:{blob}, 127.0.0.1:{queue}, "
-        f"127.0.0.1:{table} and Azurite is not installed: run `npm ci` in the project "
-        "(or `docker compose -f azurite.compose.yml up`), or set AzureWebJobsStorage to a "
-        "storage account.")
+        f"127.0.0.1:{table} and Azurite is not installed: run `funclocal azurite install` "
+        f"(Azurite {azurite_install.AZURITE_VERSION} into "
+        f"{tmp_path / 'cache' / 'funclocal' / ('azurite-' + azurite_install.AZURITE_VERSION)}"
+        ", needs Node.js and npm), or `npm install -g azurite`, or start an emulator yourself "
+        "(`docker run -p 10000-10002:10000-10002 mcr.microsoft.com/azure-storage/azurite`), "
+        "or set AzureWebJobsStorage to a storage account.")
     assert "\n" not in str(caught.value)
 
 

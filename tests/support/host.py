@@ -143,6 +143,20 @@ class HostProcess:
             time.sleep(0.02)
         raise AssertionError(f"'{fragment}' not in the host log:\n{self.log_text()}")
 
+    def interrupt(self, timeout: float = 20.0) -> int:
+        """Ctrl-C as a terminal sends it: SIGINT to the host's whole process group."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.stop()
+
+    def count(self, fragment: str) -> int:
+        return sum(fragment in line for line in self.output)
+
     def stop(self, timeout: float = 20.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -162,19 +176,36 @@ class HostProcess:
 def start_host(script_root: Path, *, env: Mapping[str, str] | None = None,
                args: list[str] | None = None, wait: bool = True,
                timeout: float = 60.0, port: int | None = None,
-               reload: bool = False) -> HostProcess:
+               reload: bool = False, program: list[str] | None = None,
+               base_env: Mapping[str, str] | None = None,
+               port_flag: bool = True) -> HostProcess:
     """Start the host on `script_root`; with reload=True it watches the app's files (the
-    tests' default is --no-reload)."""
+    tests' default is --no-reload).
+
+    `program` replaces `python -m runtime` (the installed `funclocal` script, run from
+    the app's folder without --script-root, as a user runs it); `base_env` replaces
+    this process's environment; without `port_flag` the app's settings choose the
+    port (`port` must then be the one they name). The host leads its own process group,
+    as a command started from a terminal does (`interrupt` sends it Ctrl-C)."""
     port = port or free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONS_")}
+    source = os.environ if base_env is None else base_env
+    # The workers' interpreter follows VIRTUAL_ENV: tests name theirs explicitly.
+    full_env = {k: v for k, v in source.items()
+                if not k.startswith("FUNCTIONS_") and k != "VIRTUAL_ENV"}
     # Every orchestrator episode is also replayed by the unmodified SDK and compared;
     # stop() fails the test on any difference.
     full_env.setdefault(VERIFY_REPLAY_ENV, "1")
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", "runtime", "start", "--script-root", str(script_root),
-           "--port", str(port), *([] if reload else ["--no-reload"]), *(args or [])]
-    process = subprocess.Popen(cmd, cwd=str(REPO), env=full_env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if program is None:
+        cmd = [sys.executable, "-m", "runtime", "start", "--script-root", str(script_root)]
+        cwd = REPO
+    else:
+        cmd, cwd = [*program, "start"], script_root
+    cmd += [*(["--port", str(port)] if port_flag else []),
+            *([] if reload else ["--no-reload"]), *(args or [])]
+    process = subprocess.Popen(cmd, cwd=str(cwd), env=full_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
     host = HostProcess(script_root, port, process)
 
     def pump() -> None:

@@ -31,9 +31,9 @@ from runtime.errors import FunctionInvocationError
 from runtime.functions import FunctionIndex
 from runtime.worker.child import invocation
 from runtime.worker.child.loader import load_app
-from runtime.worker.child.main import user_traceback
 from runtime.worker.child.orchestrations import MISMATCH, OrchestratorRunner
 from runtime.worker.child.sessions import SessionCache
+from runtime.worker.child.tracebacks import user_traceback
 from support.host import APPS
 
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
@@ -59,7 +59,8 @@ class InProcessInvoker:
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
                      reason: str = "", affinity: str | None = None,
-                     exclusive: bool = False) -> dict[str, Any]:
+                     exclusive: bool = False,
+                     quiet_failure: bool = False) -> dict[str, Any]:
         self.calls.append(function)
         self.active[function] += 1
         self.peak[function] = max(self.peak[function], self.active[function])

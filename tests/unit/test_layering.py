@@ -16,7 +16,7 @@ LAYERS = {
     # 0: no runtime imports (empty package markers included)
     "errors": 0, "clock": 0, "durable": 0, "http": 0, "worker": 0,
     # 1: values and parsing
-    "config": 1, "options": 1, "functions": 1, "console": 1,
+    "config": 1, "app_settings": 1, "options": 1, "functions": 1, "console": 1,
     "durable.history": 1, "durable.names": 1, "durable.tablerows": 1, "durable.urls": 1,
     "http.route_constraints": 1, "http.route_template": 1, "http.routes": 1, "http.auth": 1,
     "http.durable_query": 1,
@@ -30,16 +30,20 @@ LAYERS = {
     "durable.engine.versioning": 2, "durable.engine.entities": 2,
     "storage": 2, "storage.leanqueue": 2, "storage.tablebatch": 2, "storage.retries": 2,
     "storage.stats": 2, "storage.queueops": 2, "storage.clients": 2, "storage.azurite": 2,
+    "storage.azurite_install": 2,
     # 3: the task hub, leases, in-flight state; worker processes; watching; HTTP pieces
     "durable.taskhub": 3, "durable.taskhub.interface": 3, "durable.taskhub.operations": 3,
     "durable.taskhub.envelope": 3, "durable.taskhub.blobs": 3, "durable.taskhub.queues": 3,
     "durable.taskhub.history_table": 3, "durable.taskhub.instances_table": 3,
     "durable.taskhub.azure": 3, "durable.taskhub.memory": 3,
-    "durable.leases": 3, "durable.inflight": 3, "durable.app": 3, "durable.http_activity": 3,
+    "durable.leases": 3, "durable.hub_owners": 3, "durable.inflight": 3, "durable.app": 3,
+    "durable.http_activity": 3,
     "worker.pool": 3, "worker.child": 3, "worker.child.loader": 3,
     "worker.child.invocation": 3, "worker.child.main": 3, "worker.child.sdk_speedups": 3,
     "worker.child.sessions": 3, "worker.child.orchestrations": 3,
-    "worker.child.http_response": 3,
+    "worker.child.http_response": 3, "worker.child.tracebacks": 3,
+    "worker.child.debugging": 3, "worker.child.logs": 3,
+    "worker.interpreter": 3, "worker.debug_proxy": 3,
     "watch": 3, "http.errors": 3, "http.builtin": 3, "http.conversion": 3,
     # 4: the workers' parts; the client; bindings
     "durable.activities": 4, "durable.checkpoint": 4, "durable.client": 4, "bindings": 4,
@@ -51,9 +55,9 @@ LAYERS = {
     "http.server": 6, "durable_host": 6,
     "versions": 7,
     "reload": 8, "host": 8,
-    "cli": 9, "cli.common": 9, "cli.start": 9, "cli.functions": 9, "__main__": 9,
+    "cli": 9, "cli.common": 9, "cli.start": 9, "cli.functions": 9, "cli.azurite": 9, "__main__": 9,
 }
-PURE = {"config", "options", "functions", "durable.history", "durable.names",
+PURE = {"config", "app_settings", "options", "functions", "durable.history", "durable.names",
         "durable.tablerows", "durable.urls", "http.routes", "http.route_template",
         "http.route_constraints", "http.auth", "http.durable_query", "storage.connection",
         *(name for name in LAYERS if name.startswith("durable.engine"))}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import threading
 from typing import Any
@@ -21,6 +22,7 @@ from azure.functions.durable_functions import (
 )
 from azure.functions.http import HttpRequestConverter
 
+from runtime.worker.child import logs
 from runtime.worker.child.http_response import encode_http_response
 from runtime.worker.child.loader import LoadedFunction
 from runtime.worker.child.orchestrations import OrchestratorRunner
@@ -172,15 +174,18 @@ async def run(function: LoadedFunction, message: dict[str, Any],
         kwargs["context"] = InvocationContext(
             message.get("invocation_id", ""), function.name, message.get("script_root", ""))
     trigger = trigger_binding(function)
+    # Log records name the function (each invocation runs in its own task's context;
+    # threads run in a copy of it).
+    logs.current_function.set(function.name)
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
     if orchestrations is not None and trigger is not None and not function.is_async \
             and _binding_type(trigger) == "orchestrationtrigger":
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(executor, functools.partial(
+        result = await loop.run_in_executor(executor, context.run, functools.partial(
             orchestrations.run, function.user_function, kwargs, str(trigger.get("name"))))
     elif function.is_async:
         result = await function.user_function(**kwargs)
     else:
-        loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(
-            executor, functools.partial(function.user_function, **kwargs))
+            executor, context.run, functools.partial(function.user_function, **kwargs))
     return encode_result(function, result)

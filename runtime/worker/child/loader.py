@@ -11,7 +11,6 @@ import inspect
 import json
 import os
 import sys
-import traceback
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import azure.functions as func
 
 from runtime.errors import IndexingError
+from runtime.worker.child.tracebacks import user_traceback
 
 DEFAULT_SCRIPT_FILE = "function_app.py"
 
@@ -61,9 +61,10 @@ def load_app(script_root: Path) -> dict[str, LoadedFunction]:
     try:
         module = importlib.import_module(module_name)
     except BaseException as exc:  # SyntaxError, ImportError, SystemExit in user code...
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
         raise IndexingError(
             f"Error importing {file_name}: {type(exc).__name__}: {exc}",
-            traceback_text=traceback.format_exc()) from None
+            traceback_text=user_traceback(exc), missing_module=missing) from None
     apps = [value for value in vars(module).values()
             if isinstance(value, func.FunctionRegister)]
     if not apps:
@@ -78,7 +79,7 @@ def load_app(script_root: Path) -> dict[str, LoadedFunction]:
     except Exception as exc:
         raise IndexingError(
             f"Error indexing {file_name}: {type(exc).__name__}: {exc}",
-            traceback_text=traceback.format_exc()) from None
+            traceback_text=user_traceback(exc)) from None
     loaded: dict[str, LoadedFunction] = {}
     for function in functions:
         loaded_function = _describe(function)

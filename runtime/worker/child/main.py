@@ -10,30 +10,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import logging
 import os
 import socket
 import sys
-import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.errors import IndexingError
-from runtime.worker.child import invocation, sdk_speedups
-from runtime.worker.child.loader import LoadedFunction, load_app
-from runtime.worker.child.orchestrations import OrchestratorRunner
+from runtime.worker.child import debugging, logs, sdk_speedups
+from runtime.worker.child.tracebacks import user_frames, user_traceback
 from runtime.worker.protocol import CHANNEL_FD_ENV, encode_frame, read_frame
 
+if TYPE_CHECKING:
+    from runtime.worker.child.loader import LoadedFunction
+    from runtime.worker.child.orchestrations import OrchestratorRunner
 
-def user_traceback(exc: BaseException) -> str:
-    """The traceback from the first frame of user code on: the worker's own frames, and
-    the thread pool's that run sync functions, are noise to the person reading it."""
-    tb = exc.__traceback__
-    noise = (str(Path(__file__).resolve().parents[2]),
-             str(Path(concurrent.futures.__file__).resolve().parent))
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(noise):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+# What the Durable SDK puts between an orchestrator's error and its state.
+OUT_OF_PROC_DATA = "$OutOfProcData$"
+
+# The packages of the app's own environment that the worker itself imports.
+SDK_PACKAGES = {"azure": "azure-functions", "azure.functions": "azure-functions"}
 
 
 # How often idle replay sessions are looked for (they are also dropped on every use).
@@ -45,11 +41,13 @@ class Worker:
                  writer: asyncio.StreamWriter) -> None:
         self.functions = functions
         self.writer = writer
-        threads = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or 0) or None
+        threads = _thread_count()
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="funclocal-invoke")
         self.tasks: set[asyncio.Task[None]] = set()
-        self.orchestrations = OrchestratorRunner.from_environment()
+        from runtime.worker.child.orchestrations import OrchestratorRunner
+
+        self.orchestrations: OrchestratorRunner = OrchestratorRunner.from_environment()
 
     async def sweep_sessions(self) -> None:
         sessions = self.orchestrations.sessions
@@ -85,36 +83,66 @@ class Worker:
         try:
             if function is None:
                 raise LookupError(f"Function '{message['function']}' is not in this app's index.")
+            from runtime.worker.child import invocation
+
             value = await invocation.run(function, message, self.executor,
                                          self.orchestrations)
             reply: dict[str, Any] = {"type": "result", "id": call_id, "ok": True, "value": value}
         except BaseException as exc:  # noqa: BLE001 - every user failure is reported, even SystemExit
             if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
                 raise
+            text = str(exc)
+            if OUT_OF_PROC_DATA in text and exc.__cause__ is not None:
+                # An orchestrator's failure as the SDK reports it: the host prints the
+                # reason once; the frames of user code that raised it are what is left.
+                traceback_text = user_frames(exc.__cause__)
+            else:
+                traceback_text = user_traceback(exc)
             reply = {"type": "result", "id": call_id, "ok": False, "error": {
-                "type": type(exc).__name__, "message": str(exc),
-                "traceback": user_traceback(exc),
+                "type": type(exc).__name__, "message": text,
+                "traceback": traceback_text,
             }}
         self.send(reply)
         await self.writer.drain()
+
+
+def _thread_count() -> int | None:
+    """PYTHON_THREADPOOL_THREAD_COUNT, as the Python worker reads it: an integer of at
+    least 1, else the default pool (the host has said so)."""
+    try:
+        count = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or "")
+    except ValueError:
+        return None
+    return count if count >= 1 else None
 
 
 async def amain(script_root: Path) -> int:
     fd = int(os.environ[CHANNEL_FD_ENV])
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_connection(sock=sock)
+
+    def send(message: dict[str, Any]) -> None:
+        writer.write(encode_frame(message))
+
+    def hello(**fields: Any) -> None:
+        send({"type": "hello", "pid": os.getpid(), **fields})
+
+    if not debugging.start(send):
+        await writer.drain()
+        return 1
+    await writer.drain()
     # Before user code: the SDK gets the fast timestamp parser as it is imported.
     sdk_speedups.install()
     try:
-        functions = load_app(script_root)
+        functions = _load(script_root)
     except IndexingError as exc:
-        writer.write(encode_frame({"type": "hello", "pid": os.getpid(), "error": str(exc),
-                                   "traceback": exc.traceback_text or ""}))
+        hello(error=str(exc), traceback=exc.traceback_text or "",
+              missing_module=exc.missing_module)
         await writer.drain()
         return 1
     sdk_speedups.install()  # a no-op unless the import hook could not patch the SDK
-    writer.write(encode_frame({"type": "hello", "pid": os.getpid(),
-                               "functions": [f.describe() for f in functions.values()]}))
+    hello(functions=[f.describe() for f in functions.values()],
+          python=sys.version.split()[0], sdk=_sdk_versions())
     await writer.drain()
     worker = Worker(functions, writer)
     try:
@@ -124,22 +152,42 @@ async def amain(script_root: Path) -> int:
     return 0
 
 
-def _configure_logging() -> None:
-    # User code's logging.info(...) must reach the host console, as in `func start`.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    for noisy in ("azure", "urllib3", "asyncio", "aiohttp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _load(script_root: Path) -> dict[str, LoadedFunction]:
+    """Import the worker's SDK-facing modules, then the app. IndexingError names the
+    package the app's Python lacks when the worker itself cannot import it."""
+    try:
+        from runtime.worker.child import invocation  # noqa: F401 - fails early without the SDK
+        from runtime.worker.child.loader import load_app
+    except ModuleNotFoundError as exc:
+        package = SDK_PACKAGES.get(exc.name or "")
+        if package is None:
+            raise
+        raise IndexingError(
+            f"The app's Python ({sys.executable}) has no '{package}' package, which every "
+            f"Python function app needs: add {package} to requirements.txt and run "
+            f"{sys.executable} -m pip install -r requirements.txt",
+            missing_module=exc.name) from None
+    return load_app(script_root)
+
+
+def _sdk_versions() -> dict[str, str]:
+    """The versions of the app's SDK packages (absent ones left out)."""
+    import importlib.metadata
+
+    found: dict[str, str] = {}
+    for name in ("azure-functions", "azure-functions-durable"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="funclocal-worker")
     parser.add_argument("--script-root", required=True)
     args = parser.parse_args()
-    _configure_logging()
+    logs.configure()
     script_root = Path(args.script_root).resolve()
     # Line-buffered output so the host shows user prints as they happen.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
