@@ -18,7 +18,8 @@ class Invoker(Protocol):
 
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
-                     reason: str = ..., affinity: str | None = ...) -> dict[str, Any]: ...
+                     reason: str = ..., affinity: str | None = ...,
+                     mode: str | None = ...) -> dict[str, Any]: ...
 
 
 class AppFunctions:

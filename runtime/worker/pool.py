@@ -146,7 +146,7 @@ class WorkerProcess:
             self.exited.set()
 
     async def call(self, function: str, inputs: dict[str, Any], *, invocation_id: str,
-                   timeout: float | None) -> dict[str, Any]:
+                   timeout: float | None, mode: str | None = None) -> dict[str, Any]:
         if self.writer is None or self.exited.is_set():
             raise WorkerDied(self.pid, self.process.returncode if self.process else None)
         call_id = next(self.ids)
@@ -155,7 +155,7 @@ class WorkerProcess:
         self.writer.write(encode_frame({
             "type": "invoke", "id": call_id, "function": function,
             "invocation_id": invocation_id, "inputs": inputs,
-            "script_root": str(self.script_root)}))
+            "script_root": str(self.script_root), **({"mode": mode} if mode else {})}))
         try:
             await self.writer.drain()
             reply = await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -315,15 +315,19 @@ class WorkerPool:
 
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
-                     reason: str = "(null)", affinity: str | None = None) -> dict[str, Any]:
-        """Run a function on a worker, logging as `func start` does."""
+                     reason: str = "(null)", affinity: str | None = None,
+                     mode: str | None = None) -> dict[str, Any]:
+        """Run a function on a worker, logging as `func start` does. `mode` asks the
+        worker for another way of running it ("replay-check": see
+        worker/child/replay_check.py)."""
         invocation_id = invocation_id or str(uuid.uuid4())
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function, reason,
                  invocation_id)
         started = time.perf_counter()
         outcome = "Failed"
         try:
-            result = await self._call(function, inputs, invocation_id, timeout, affinity)
+            result = await self._call(function, inputs, invocation_id, timeout, affinity,
+                                      mode)
             outcome = "Succeeded"
             return result
         except FunctionInvocationError as exc:
@@ -338,11 +342,12 @@ class WorkerPool:
                      invocation_id, int((time.perf_counter() - started) * 1000))
 
     async def _call(self, function: str, inputs: dict[str, Any], invocation_id: str,
-                    timeout: float | None, affinity: str | None) -> dict[str, Any]:
+                    timeout: float | None, affinity: str | None,
+                    mode: str | None = None) -> dict[str, Any]:
         worker = await self._available_worker(affinity)
         try:
             return await worker.call(function, inputs, invocation_id=invocation_id,
-                                     timeout=timeout)
+                                     timeout=timeout, mode=mode)
         except InvocationTimeout:
             # The user code is still running in that worker and cannot be interrupted;
             # recycle the process, as the real host restarts on a function timeout.
