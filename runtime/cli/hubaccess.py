@@ -67,16 +67,15 @@ class HubSession:
     script_root: Path
     endpoints: StorageEndpoints
     info: dict[str, Any]  # taskhub.json
+    # The management operations without the app's function list: the app in this folder
+    # is not indexed, so any orchestrator name may be restarted (as with no host running).
+    client: DurableClient
 
     @property
     def hub(self) -> AzureTaskHub:
         hub = self.services.hub
         assert isinstance(hub, AzureTaskHub)
         return hub
-
-    @property
-    def client(self) -> DurableClient:
-        return self.services.client
 
     @property
     def hub_name(self) -> str:
@@ -143,7 +142,8 @@ async def open_hub(args: argparse.Namespace, *,
             info = await hub.read_info()
             if info is None:
                 raise TaskHubNotFound(config.durable.hub_name, describe_storage(endpoints))
-            yield HubSession(services, config, env, script_root, endpoints, info)
+            client = DurableClient(hub, config.durable, clock=services.clock)
+            yield HubSession(services, config, env, script_root, endpoints, info, client)
         finally:
             await services.close()
     finally:

@@ -23,7 +23,8 @@ from runtime.durable.replaycheck import RecordedHistory, ReplayChecker, ReplayRe
 from runtime.errors import CommandError, InstanceNotFound
 from runtime.versions import read_app_config
 
-RUNNING = ("Running", "Suspended")
+# Pending too: a row is updated after history, so a started instance may still say so.
+RUNNING = ("Running", "Suspended", "Pending")
 
 
 def add_parser(commands: Any) -> None:
@@ -86,6 +87,8 @@ async def _from_hub(args: argparse.Namespace) -> list[RecordedHistory]:
             if entities.is_entity(instance_id):
                 continue
             snapshot = await hub.load_history(instance_id)
+            if not snapshot.events and not args.instance:
+                continue  # not started: nothing to replay
             recorded.append(RecordedHistory.from_events(
                 instance_id, snapshot.events, runtime_status=str(row.get("RuntimeStatus")),
                 source=f"task hub {session.hub_name}"))

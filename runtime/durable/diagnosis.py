@@ -111,7 +111,9 @@ def explain(facts: Facts) -> list[Reason]:
     # after what the instance waits on, which says what to do once one runs.
     reasons = [r for r in hosting if r.kind != "no-host"]
     no_host = [r for r in hosting if r.kind == "no-host"]
-    if status == "Pending" or EventType.ExecutionStarted not in _kinds(facts.events):
+    # History decides whether it started: the Instances row is written after history,
+    # so a host stopped in between leaves a row that still says Pending.
+    if EventType.ExecutionStarted not in _kinds(facts.events):
         reasons += [_pending(facts), *no_host]
     else:
         if status == "Suspended" or is_suspended(list(facts.events)):

@@ -94,7 +94,8 @@ class Inspector:
                 n.lower() for n in self.checker.app.names(ORCHESTRATION_TRIGGER))
             if entities.is_entity(instance_id):
                 pass  # an entity's code runs per batch: there is nothing it waits on
-            elif str(row.get("RuntimeStatus")) in ("Running", "Suspended") and snapshot.events:
+            elif str(row.get("RuntimeStatus")) in diagnosis.WAITING_STATES and \
+                    snapshot.events:
                 result = await self.checker.check(RecordedHistory.from_events(
                     instance_id, snapshot.events, runtime_status=str(row.get("RuntimeStatus"))))
                 if result.waiting is not None:

@@ -357,21 +357,19 @@ def test_changes_to_storage_elsewhere_need_yes(elsewhere: StorageEndpoints) -> N
 
 # -- help and completion ------------------------------------------------------------------
 
-COMMANDS = [("instances", a) for a in ("list", "show", "why", "history", "raise",
-                                       "terminate", "suspend", "resume", "rewind", "restart",
-                                       "purge")] + \
-    [("taskhub", "info"), ("taskhub", "delete"), ("replay",), ("completion",)]
-
-
-def test_every_command_has_help() -> None:
+def test_every_command_group_has_help() -> None:
+    """Each group's --help from the shell (every subcommand's text is checked against the
+    parser in tests/unit/test_cli_parsers.py)."""
     top = ok("--help", cwd=APP).out
     for group in ("instances", "taskhub", "replay", "completion"):
         assert group in top
-    for command in COMMANDS:
-        text = ok(*command, "--help", cwd=APP).out
-        assert text.startswith(f"usage: funclocal {' '.join(command)}"), text
-        if command[0] in ("instances", "taskhub") or command == ("replay",):
-            assert "--json" in text and "--script-root" in text
+    listing = ok("instances", "--help", cwd=APP).out
+    for action in ("list", "show", "why", "history", "raise", "terminate", "suspend",
+                   "resume", "rewind", "restart", "purge"):
+        assert re.search(rf"^    {action}\b", listing, re.M), action
+    assert ok("taskhub", "--help", cwd=APP).out.startswith("usage: funclocal taskhub")
+    replay = ok("replay", "--help", cwd=APP).out
+    assert "--instance ID" in replay and "--json" in replay
 
 
 def test_completion_scripts_cover_the_commands() -> None:
