@@ -19,7 +19,12 @@ from runtime.cli import render
 from runtime.cli.common import host_options
 from runtime.cli.hubaccess import add_hub_arguments, app_workers, guarded, open_hub
 from runtime.durable.engine import entities
-from runtime.durable.replaycheck import RecordedHistory, ReplayChecker, ReplayResult
+from runtime.durable.replaycheck import (
+    RecordedHistory,
+    ReplayChecker,
+    ReplayResult,
+    code_phrase,
+)
 from runtime.errors import CommandError, InstanceNotFound
 from runtime.versions import read_app_config
 
@@ -32,7 +37,7 @@ def add_parser(commands: Any) -> None:
         "replay", help="check recorded histories against the current code",
         description="Replay histories against the app's current code with the unmodified "
                     "SDK and report, per instance, OK or the first divergence (sequence "
-                    "number, what history recorded, what the code does, the line of code). "
+                    "number, what history records, what the code does there, the line of code). "
                     "Without FILEs: the running instances of the app's task hub. Exit "
                     "status 1 when an instance would fail.")
     add_hub_arguments(parser)
@@ -139,11 +144,13 @@ def _line(result: ReplayResult, root: Path) -> str:
         return f"SKIPPED   {head}: {result.message}"
     label = "DIVERGED " if result.verdict == "diverged" else "FAILS    "
     lines = [f"{label} {head}"]
-    if result.sequence_number is not None:
-        lines.append(f"  at sequence number {result.sequence_number}: history has "
-                     f"{result.expected}, the code does {result.actual}")
+    if result.expected and result.actual:
+        at = (f"at sequence number {result.sequence_number}, "
+              if result.sequence_number is not None else "")
+        lines.append(f"  {at}history records {result.expected}; the code "
+                     f"{code_phrase(result.actual)}")
     elif result.actual:
-        lines.append(f"  the code does {result.actual}")
+        lines.append(f"  the code {code_phrase(result.actual)}")
     if result.location is not None:
         lines.append(f"  code: {result.location.describe(root)}")
     if result.message:

@@ -5,7 +5,8 @@ partition, what the running hosts and the app in the current folder know, and wh
 replay of its code waits for, `explain` says in a sentence or two what the instance is
 waiting on, with the fix when there is one. Each finding is a `Reason` with a kind that
 tools can test (`event`, `timer`, `activity`, `sub-orchestration`, `entity`,
-`suspended`, `pending`, `messages`, `no-host`, `unknown-function`, `shared-hub`).
+`suspended`, `pending`, `messages`, `no-host`, `unknown-function`, `shared-hub`,
+`code-changed`, `unknown`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Facts:
     waiting_events: tuple[str, ...] | None = None  # from a replay; None: not replayed
     unclaimed_events: tuple[str, ...] = ()
     replay_problem: str | None = None  # why the replay could not say what the code waits on
+    code_breaks: str | None = None  # the failure the app's current code would cause
     children: Mapping[str, str] = field(default_factory=dict)  # child id -> status
 
 
@@ -111,6 +113,13 @@ def explain(facts: Facts) -> list[Reason]:
     # after what the instance waits on, which says what to do once one runs.
     reasons = [r for r in hosting if r.kind != "no-host"]
     no_host = [r for r in hosting if r.kind == "no-host"]
+    if facts.code_breaks:
+        reasons.append(Reason(
+            "code-changed",
+            f"The code of the app in {facts.this_app} no longer replays its history, so the "
+            f"instance fails when it next runs: {facts.code_breaks}",
+            f"funclocal replay --instance {facts.instance_id} shows where; undo the change, "
+            f"or terminate the instance."))
     # History decides whether it started: the Instances row is written after history,
     # so a host stopped in between leaves a row that still says Pending.
     if EventType.ExecutionStarted not in _kinds(facts.events):
@@ -240,7 +249,8 @@ def _waiting(facts: Facts) -> list[Reason]:
             reasons.insert(0, Reason("event", text,
                                      f"funclocal instances raise {facts.instance_id} {name} "
                                      "'<JSON data>'"))
-    elif facts.waiting_events is None and facts.replay_problem and not reasons:
+    elif facts.waiting_events is None and facts.replay_problem and not reasons and \
+            not facts.code_breaks:
         reasons.append(Reason("unknown", f"History shows no work in flight; what the code "
                                          f"waits for is unknown: {facts.replay_problem}"))
     return reasons

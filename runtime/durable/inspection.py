@@ -88,6 +88,7 @@ class Inspector:
         waiting: tuple[str, ...] | None = None
         unclaimed: tuple[str, ...] = ()
         problem: str | None = None
+        breaks: str | None = None
         this_orchestrators: frozenset[str] | None = None
         if self.checker is not None:
             this_orchestrators = frozenset(
@@ -103,6 +104,11 @@ class Inspector:
                     unclaimed = result.waiting.unclaimed_events
                 else:
                     problem = result.message
+                known_here = str(row.get("Name") or "").lower() in this_orchestrators
+                if result.verdict == "diverged" or (result.verdict == "fails" and known_here):
+                    where = (f" ({result.location.describe(self.this_app)})"
+                             if result.location is not None else "")
+                    breaks = f"{result.message}{where}"
         children = await self._children(snapshot.events)
         return diagnosis.Facts(
             instance_id=instance_id, row=row, events=snapshot.events, partition=partition,
@@ -111,7 +117,8 @@ class Inspector:
             queued=queued, work_items=work, queues_complete=control_complete and work_complete,
             this_app=str(self.this_app) if self.this_app is not None else None,
             this_orchestrators=this_orchestrators, waiting_events=waiting,
-            unclaimed_events=unclaimed, replay_problem=problem, children=children)
+            unclaimed_events=unclaimed, replay_problem=problem, code_breaks=breaks,
+            children=children)
 
     async def explain(self, instance_id: str
                       ) -> tuple[diagnosis.Facts, list[diagnosis.Reason]]:

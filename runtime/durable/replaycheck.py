@@ -55,6 +55,7 @@ MODE = "replay-check"  # runtime.worker.child.replay_check.MODE
 EXPORT_FORMAT = 1  # the "funclocalHistory" version of exported files
 
 Verdict = Literal["ok", "diverged", "fails", "not-checked"]
+NOTHING = "nothing"  # the `actual` of a divergence where the code scheduled nothing
 
 
 @dataclass(frozen=True)
@@ -260,8 +261,7 @@ class ReplayChecker:
                      sequence_number=divergence.sequence_number,
                      expected=describe_event(divergence.recorded),
                      actual=(describe_spec(divergence.produced)
-                             if divergence.produced is not None else
-                             "nothing: the code no longer schedules it"),
+                             if divergence.produced is not None else NOTHING),
                      location=location)
 
 
@@ -305,8 +305,7 @@ def _ending(base: ReplayResult, episode: Episode, state: Mapping[str, Any],
     # crashed): only code that now ends otherwise by itself contradicts it.
     if actual == expected or (expected == "fails" and actual.startswith("waits")):
         return base
-    return _with(base, verdict="diverged", expected=recorded,
-                 actual=f"the code {actual}", location=last,
+    return _with(base, verdict="diverged", expected=recorded, actual=actual, location=last,
                  message=(f"History recorded the end of the execution ({recorded}), but the "
                           f"current code {actual} at that point."))
 
@@ -343,6 +342,14 @@ def describe_event(event: Mapping[str, Any]) -> str:
     if kind == EventType.ContinueAsNew:
         return "continue_as_new(...)"
     return kind.name
+
+
+def code_phrase(actual: str) -> str:
+    """What the code does, as a sentence ends: `schedules call_activity('B')`,
+    `schedules nothing there`, `completes`."""
+    if actual == NOTHING:
+        return "schedules nothing there"
+    return f"schedules {actual}" if "(" in actual else actual
 
 
 def describe_spec(spec: Spec) -> str:
@@ -418,5 +425,5 @@ def _with(result: ReplayResult, **changes: Any) -> ReplayResult:
     return replace(result, **changes)
 
 
-__all__ = ["EXPORT_FORMAT", "MODE", "CodeLocation", "RecordedHistory", "ReplayChecker",
-           "ReplayResult", "Waiting", "describe_event", "describe_spec"]
+__all__ = ["EXPORT_FORMAT", "MODE", "NOTHING", "CodeLocation", "RecordedHistory", "ReplayChecker",
+           "ReplayResult", "Waiting", "code_phrase", "describe_event", "describe_spec"]

@@ -100,8 +100,8 @@ def test_replay_before_and_after_a_code_change(app: Path, env: dict[str, str],
     lines = run.out.splitlines()
     assert lines[:3] == [
         "DIVERGED  replay-waiting (approval)",
-        "  at sequence number 0: history has call_activity('greet'), the code does "
-        "call_activity('shout')",
+        "  at sequence number 0, history records call_activity('greet'); the code "
+        "schedules call_activity('shout')",
         f"  code: function_app.py, line {changed_line}, in approval"]
     assert lines[3].startswith("  Non-Deterministic workflow detected: A previous execution")
     assert lines[-1] == "1 replayed: 1 diverged."
@@ -115,6 +115,12 @@ def test_replay_before_and_after_a_code_change(app: Path, env: dict[str, str],
                                                       "call_activity('shout')")
     assert result["location"] == {"file": "function_app.py", "line": changed_line,
                                   "function": "approval"}
+
+    # `why` says the same of the waiting instance, first.
+    reasons = ok("instances", "why", waiting, "--json", cwd=app, env=env).json()["reasons"]
+    assert [r["kind"] for r in reasons] == ["code-changed"]
+    assert reasons[0]["text"].endswith(
+        f"(function_app.py, line {changed_line}, in approval)")
 
     # From the exported files: the finished chain now schedules more than it recorded.
     by_file = funclocal("replay", *files, "--json", cwd=app, env=env)

@@ -117,3 +117,14 @@ def test_unknown_functions_and_shared_hubs() -> None:
 def test_entities_wait_only_for_operations() -> None:
     entity = facts([], "Running", instance_id="@counter@k")
     assert kinds(entity) == ["entity"]
+
+
+def test_code_that_no_longer_replays_comes_first() -> None:
+    reasons = explain(facts(started(), waiting_events=None,
+                            code_breaks="Non-Deterministic workflow detected: ..."))
+    assert [r.kind for r in reasons] == ["code-changed"]
+    assert reasons[0].text == (
+        "The code of the app in /apps/shop no longer replays its history, so the instance "
+        "fails when it next runs: Non-Deterministic workflow detected: ...")
+    assert reasons[0].fix is not None and reasons[0].fix.startswith(
+        "funclocal replay --instance i1 shows where")

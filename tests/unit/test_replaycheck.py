@@ -110,7 +110,7 @@ async def test_work_the_code_no_longer_schedules(
     result = await check(root, histories[0])
     assert result.verdict == "diverged"
     assert (result.sequence_number, result.expected) == (0, "call_activity('greet')")
-    assert result.actual == "nothing: the code no longer schedules it"
+    assert result.actual == "nothing"
     assert "hasn't (yet?) scheduled this task" in (result.message or "")
 
 
