@@ -245,7 +245,7 @@ class ReplayChecker:
         waiting = Waiting(tuple(found.waiting_events), tuple(found.open_ids),
                           tuple(found.unclaimed_events))
         base = _with(base, waiting=waiting)
-        return _ending(base, episode, state, found, locations, last)
+        return _ending(base, episode, state, found, last)
 
     def _diverged(self, base: ReplayResult, exc: Rejected, specs: list[Spec],
                   locations: list[CodeLocation | None],
@@ -268,8 +268,8 @@ class ReplayChecker:
 # -- how an execution ended, and how the code ends it -------------------------------------
 
 def _ending(base: ReplayResult, episode: Episode, state: Mapping[str, Any],
-            found: ReplayOutcome, locations: list[CodeLocation | None],
-            last: CodeLocation | None) -> ReplayResult:
+            found: ReplayOutcome, last: CodeLocation | None) -> ReplayResult:
+    """For an execution history shows as ended: the code must end it the same way."""
     events = episode.all_events
     error = state.get("error")
     ended = final_event(events) or find(events, EventType.ContinueAsNew)
