@@ -3,8 +3,11 @@ folder, against its task hub on Azurite, with one host serving the app for the m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +16,12 @@ import pytest
 from support.azurite import azurite_bin, free_ports, unique_hub_name
 from support.cli import funclocal, ok
 from support.durable import api, start, wait_done, wait_status
-from support.host import APPS, HostProcess, start_host
+from support.host import APPS, REPO, HostProcess, start_host
 
+from runtime.durable.taskhub.azure import AzureTaskHub
 from runtime.storage.azurite import ManagedAzurite
-from runtime.storage.connection import SERVICES, StorageEndpoints
+from runtime.storage.clients import open_storage
+from runtime.storage.connection import DEV_ACCOUNT_KEY, SERVICES, StorageEndpoints
 
 APP = APPS / "instances_cli"
 STATUS_KEYS = {"name", "instanceId", "runtimeStatus", "input", "customStatus", "output",
@@ -302,6 +307,48 @@ def test_a_hub_that_does_not_exist_is_reported_and_not_created(
         assert run.code == 1
         assert "error: Task hub 'nohubhere' does not exist in account devstoreaccount1" \
             in run.err
+
+
+async def test_taskhub_delete_removes_every_artifact(azurite: StorageEndpoints) -> None:
+    env = {"AzureWebJobsStorage": azurite.connection_string,
+           "TEST_HUB_NAME": unique_hub_name("deleted")}
+    storage = await open_storage(azurite.connection_string)
+    try:
+        await AzureTaskHub(storage, env["TEST_HUB_NAME"], 4).create_if_missing()
+    finally:
+        await storage.close()
+    run = await asyncio.to_thread(ok, "taskhub", "delete", cwd=APP, env=env)
+    assert run.out.strip() == (f"Deleted task hub '{env['TEST_HUB_NAME']}' (tables, queues, "
+                               "leases and large messages).")
+    after = await asyncio.to_thread(funclocal, "taskhub", "info", cwd=APP, env=env)
+    assert after.code == 1 and "does not exist" in after.err
+
+
+def test_with_no_host_and_no_azurite_running_the_command_starts_azurite(
+        tmp_path: Path) -> None:
+    """The app's emulator is down: the command starts Azurite on the app's data folder
+    for its own length, sees what the host left there, and stops it again."""
+    app = tmp_path / "app"
+    shutil.copytree(APP, app)
+    (tmp_path / "node_modules").symlink_to(REPO / "node_modules")  # where Azurite is found
+    ports = free_ports(3)
+    local = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+             f"AccountKey={DEV_ACCOUNT_KEY};" + "".join(
+                 f"{s.capitalize()}Endpoint=http://127.0.0.1:{p}/devstoreaccount1;"
+                 for s, p in zip(SERVICES, ports, strict=True)))
+    env = {"AzureWebJobsStorage": local, "TEST_HUB_NAME": unique_hub_name("ownazurite")}
+    host = start_host(app, env=env)  # it starts Azurite itself, on the app's .azurite
+    try:
+        instance_id = start(host, "chain")
+        wait_done(host, instance_id)
+    finally:
+        host.stop()
+    run = ok("instances", "list", "--json", cwd=app, env=env)
+    assert [i["instanceId"] for i in run.json()] == [instance_id]
+    assert run.err.startswith(f"Started Azurite for this command (data in {app / '.azurite'})")
+    for port in ports:  # stopped again
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_the_app_can_be_named_from_another_folder(env: dict[str, str],
