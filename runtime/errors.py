@@ -217,6 +217,38 @@ class StartTimeout(DurableError):
             "seconds; is Azure Storage (Azurite) reachable?")
 
 
+class TaskHubNotFound(DurableError):
+    """The task hub a command names has never been created in the account."""
+
+    def __init__(self, hub_name: str, where: str) -> None:
+        self.hub_name = hub_name
+        super().__init__(
+            f"Task hub '{hub_name}' does not exist in {where}: no host has run it there "
+            "yet. Check extensions.durableTask.hubName in host.json and the storage "
+            "connection setting.")
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+class CommandError(HostError):
+    """A command cannot do what it was asked; the command line exits with `exit_code`
+    (2: the request itself is wrong, as for argparse's errors)."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
+class RemoteStorageRefused(CommandError):
+    """A command would change storage that is not on this machine without `--yes`."""
+
+    def __init__(self, what: str, where: str) -> None:
+        super().__init__(
+            f"Refusing to {what}: the storage is not on this machine ({where}). Add --yes "
+            "to do it anyway.", exit_code=2)
+
+
 def _format_timespan(seconds: float) -> str:
     total = int(seconds)
     hours, rest = divmod(total, 3600)

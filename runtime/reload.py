@@ -162,8 +162,9 @@ class Reloader:
         print("\n".join(lines), flush=True)
 
     async def _report_instances(self, found: IndexChanges) -> None:
-        """List the running instances of orchestrators whose code changed or went away:
-        on their next replay the new code must match their history."""
+        """The running instances of orchestrators whose code changed or went away: on
+        their next replay the new code must match their history. Removed ones are
+        listed; changed ones are replayed on the new code (`reload_check.py`)."""
         durable = self.versions.durable
         if durable is None:
             return
@@ -179,12 +180,18 @@ class Reloader:
         for row in rows:
             by_name.setdefault(str(row.get("name") or "").lower(), []).append(
                 str(row.get("instanceId")))
-        for names, what in ((found.changed_orchestrators, "changed"),
-                            (found.removed_orchestrators, "was removed")):
-            for name in names:
-                ids = sorted(by_name.get(name.lower(), []))
-                if ids:
-                    log.warning("%s", _affected_message(name, what, ids))
+        for name in found.removed_orchestrators:
+            ids = sorted(by_name.get(name.lower(), []))
+            if ids:
+                log.warning("%s", _affected_message(name, "was removed", ids))
+        changed = {name: sorted(by_name[name.lower()]) for name in found.changed_orchestrators
+                   if by_name.get(name.lower())}
+        current = self.versions.current
+        if changed and current is not None:
+            # Replay them on the new code now, and name the ones it would break.
+            from runtime.reload_check import check_changed
+
+            await check_changed(durable.services, current, changed, self.versions.script_root)
 
 
 def _affected_message(name: str, what: str, ids: list[str]) -> str:
@@ -192,9 +199,5 @@ def _affected_message(name: str, what: str, ids: list[str]) -> str:
     if len(ids) > LISTED_INSTANCES:
         listed += f" and {len(ids) - LISTED_INSTANCES} more"
     count = f"{len(ids)} running instance{'' if len(ids) == 1 else 's'}"
-    if what == "changed":
-        return (f"Orchestrator '{name}' changed; {count} may be affected (if the new code no "
-                f"longer matches an instance's history, the instance fails with a "
-                f"nondeterminism error when it next runs): {listed}")
-    return (f"Orchestrator '{name}' was removed; {count} will fail when they next run: "
+    return (f"Orchestrator '{name}' {what}; {count} will fail when they next run: "
             f"{listed}")

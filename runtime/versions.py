@@ -93,6 +93,29 @@ def compare(old: FunctionIndex, old_hashes: Mapping[str, str | None], new: Funct
     return IndexChanges(added, changed, removed, changed_orchestrators, removed_orchestrators)
 
 
+def config_paths(options: HostOptions, script_root: Path) -> tuple[Path | None, Path | None]:
+    """The local.settings.json and host.json an app uses (None where there is none)."""
+    return (find_config_file(options.settings, script_root, "local.settings.json"),
+            find_config_file(options.host_json, script_root, "host.json"))
+
+
+def read_app_config(options: HostOptions, script_root: Path) -> LoadedConfig:
+    """An app's host.json, local.settings.json and worker environment, resolved as
+    `funclocal start` resolves them (the CLI's other commands use the same), with the
+    warnings about app settings. Raises ConfigError with file, line and key when a file
+    is bad."""
+    settings_path, host_path = config_paths(options, script_root)
+    settings = load_local_settings(settings_path)
+    env, skipped = worker_environment(settings, os.environ)
+    for key in skipped:
+        log.info("Skipping '%s' from local settings as it's already defined in current "
+                 "environment variables.", key)
+    for warning in check_app_settings(env, str(settings_path or "the environment")):
+        log.warning("%s", warning)
+    config = load_host_config(host_path, env)
+    return config, settings, env
+
+
 class Versions:
     """Prepares, commits and retires versions of the app for one host.
 
@@ -119,21 +142,11 @@ class Versions:
 
     def config_paths(self) -> tuple[Path | None, Path | None]:
         """The local.settings.json and host.json in use (None where there is none)."""
-        return (find_config_file(self.options.settings, self.script_root, "local.settings.json"),
-                find_config_file(self.options.host_json, self.script_root, "host.json"))
+        return config_paths(self.options, self.script_root)
 
     def load_config(self) -> LoadedConfig:
         """Read both files (ConfigError with file, line and key when one is bad)."""
-        settings_path, host_path = self.config_paths()
-        settings = load_local_settings(settings_path)
-        env, skipped = worker_environment(settings, os.environ)
-        for key in skipped:
-            log.info("Skipping '%s' from local settings as it's already defined in current "
-                     "environment variables.", key)
-        for warning in check_app_settings(env, str(settings_path or "the environment")):
-            log.warning("%s", warning)
-        config = load_host_config(host_path, env)
-        return config, settings, env
+        return read_app_config(self.options, self.script_root)
 
     def keys_for(self, settings: LocalSettings) -> KeyStore | None:
         if not self.options.enable_auth:
@@ -337,4 +350,5 @@ def _preload_durable() -> None:
     import runtime.http.durable_api  # noqa: F401
 
 
-__all__ = ["AppVersion", "IndexChanges", "LoadedConfig", "Versions", "compare"]
+__all__ = ["AppVersion", "IndexChanges", "LoadedConfig", "Versions", "compare",
+           "config_paths", "read_app_config"]

@@ -1,5 +1,6 @@
-"""The command line: one module per command group (`start`, `functions`, `azurite`),
-each adding its parser and running it. `main` is the `funclocal` entry point."""
+"""The command line: one module per command group (`start`, `functions`, `azurite`,
+`instances`, `taskhub`, `replay`, `completion`), each adding its parser and running it.
+`main` is the `funclocal` entry point."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 from collections.abc import Sequence
 
 from runtime import __version__, console
-from runtime.cli import azurite, functions, start
+from runtime.cli import azurite, completion, functions, instances, replay, start, taskhub
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_parser(commands)
     functions.add_parser(commands)
     azurite.add_parser(commands)
+    instances.add_parser(commands)
+    taskhub.add_parser(commands)
+    replay.add_parser(commands)
+    completion.add_parser(commands, build_parser)
     return parser
 
 

@@ -12,12 +12,15 @@ from runtime.storage.azurite_install import AZURITE_VERSION, cached_prefix, inst
 
 
 def add_parser(commands: Any) -> None:
-    azurite = commands.add_parser("azurite", help="the Azure Storage emulator funclocal "
-                                  "starts for apps that need storage")
+    azurite = commands.add_parser(
+        "azurite", help="the Azure Storage emulator funclocal starts for apps that need "
+        "storage", description="Install the Azurite version funclocal is tested with.")
     actions = azurite.add_subparsers(dest="action", required=True)
     install_parser = actions.add_parser(
         "install", help=f"install Azurite {AZURITE_VERSION} with npm into funclocal's "
-        f"per-user cache ({cached_prefix()})")
+        f"per-user cache ({cached_prefix()})",
+        description=f"Install Azurite {AZURITE_VERSION} with npm into funclocal's per-user "
+        f"cache ({cached_prefix()}), for apps outside funclocal's checkout.")
     install_parser.set_defaults(run=run_install)
 
 

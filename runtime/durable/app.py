@@ -19,7 +19,8 @@ class Invoker(Protocol):
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
                      reason: str = ..., affinity: str | None = ...,
-                     exclusive: bool = ..., quiet_failure: bool = ...) -> dict[str, Any]: ...
+                     exclusive: bool = ..., quiet_failure: bool = ...,
+                     mode: str | None = ...) -> dict[str, Any]: ...
 
 
 class AppFunctions:

@@ -485,5 +485,50 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
-__all__ = ["LEASE_SECONDS", "AllPartitions", "PartitionLeases", "Partitions", "Survey",
-           "fair_share", "lease_identity", "steal_from"]
+@dataclass(frozen=True)
+class PartitionState:
+    """Who holds one partition, as its lease blob says (for tools that look): `leased`
+    when a host holds the lease now; `owner` the owner id its body names (machine, port
+    and app folder, see `Host.owner_id`), kept after a release, so it is the last
+    holder when not leased."""
+
+    partition: int
+    queue: str
+    leased: bool
+    owner: str | None
+
+
+async def read_partitions(storage: StorageClients, hub_name: str, partition_count: int,
+                          *, clock: Clock | None = None) -> list[PartitionState]:
+    """Every partition's lease state, without taking any (one download per partition).
+    A missing blob reads as never held. StorageError when storage does not answer."""
+    clock = clock or SystemClock()
+    names = nm.hub_names(hub_name, partition_count)
+    container = storage.blobs.get_container_client(names.leases_container)
+
+    async def one(partition: int) -> PartitionState:
+        queue = names.control_queues[partition]
+        blob = container.get_blob_client(f"{LEASE_TYPE}/{queue}")
+
+        async def op() -> PartitionState:
+            try:
+                downloaded = await blob.download_blob()
+                body = await downloaded.readall()
+            except ResourceNotFoundError:
+                return PartitionState(partition, queue, False, None)
+            lease = downloaded.properties.lease
+            try:
+                owner = json.loads(body).get("Owner")
+            except (ValueError, AttributeError):
+                owner = None
+            return PartitionState(partition, queue, str(lease.state) == "leased",
+                                  str(owner) if owner else None)
+        return await with_retries(op, what=f"reading the lease of {queue}",
+                                  deadline=clock.monotonic() + 30.0)
+
+    return list(await asyncio.gather(*(one(p) for p in range(partition_count))))
+
+
+__all__ = ["LEASE_SECONDS", "AllPartitions", "PartitionLeases", "PartitionState",
+           "Partitions", "Survey", "fair_share", "lease_identity", "read_partitions",
+           "steal_from"]

@@ -51,10 +51,12 @@ class DurableServices:
 async def open_durable(config: DurableTaskConfig, *, connection_string: str | None,
                        owner_id: str, clock: Clock | None = None,
                        function_timeout: float | None = None,
-                       in_memory: bool = False) -> DurableServices:
+                       in_memory: bool = False, create: bool = True) -> DurableServices:
     """Open the durable services of `config.hub_name`: in the account the connection
-    string names, or, with `in_memory`, in this process. Raises StorageError when the
-    account cannot be reached or the connection string is unusable."""
+    string names, or, with `in_memory`, in this process. `create=False` leaves a hub
+    that does not exist uncreated (tools that only look must not create one). Raises
+    StorageError when the account cannot be reached or the connection string is
+    unusable."""
     clock = clock or SystemClock()
     if in_memory:
         memory = MemoryTaskHub(config.hub_name, config.partition_count, clock=clock)
@@ -66,7 +68,8 @@ async def open_durable(config: DurableTaskConfig, *, connection_string: str | No
     storage = await open_storage(connection_string)
     try:
         hub = AzureTaskHub(storage, config.hub_name, config.partition_count, clock=clock)
-        await hub.create_if_missing()
+        if create:
+            await hub.create_if_missing()
         leases = PartitionLeases(storage, config.hub_name, config.partition_count,
                                  owner_id=owner_id, clock=clock)
     except BaseException:

@@ -253,7 +253,7 @@ class WorkerProcess:
             self.exited.set()
 
     async def call(self, function: str, inputs: dict[str, Any], *, invocation_id: str,
-                   timeout: float | None) -> dict[str, Any]:
+                   timeout: float | None, mode: str | None = None) -> dict[str, Any]:
         if self.writer is None or self.exited.is_set():
             raise WorkerDied(self.pid, self.process.returncode if self.process else None)
         call_id = next(self.ids)
@@ -262,7 +262,7 @@ class WorkerProcess:
         self.writer.write(encode_frame({
             "type": "invoke", "id": call_id, "function": function,
             "invocation_id": invocation_id, "inputs": inputs,
-            "script_root": str(self.script_root)}))
+            "script_root": str(self.script_root), **({"mode": mode} if mode else {})}))
         try:
             await self.writer.drain()
             reply = await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -450,12 +450,14 @@ class WorkerPool:
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
                      reason: str = "(null)", affinity: str | None = None,
-                     exclusive: bool = False, quiet_failure: bool = False) -> dict[str, Any]:
+                     exclusive: bool = False, quiet_failure: bool = False,
+                     mode: str | None = None) -> dict[str, Any]:
         """Run a function on a worker, logging as `func start` does (with host.json's
         levels for the category `Function.<name>`). `exclusive` runs it alone in its
         worker, so that if the worker dies, this invocation is known to be the cause
         (WorkerDied.alone). `quiet_failure`: the caller reports a failure itself (an
-        orchestrator's, once per instance)."""
+        orchestrator's, once per instance). `mode` asks the worker for another way of
+        running it ("replay-check": see worker/child/replay_check.py)."""
         shown = self.settings.log_levels.shows(f"Function.{function}", logging.INFO)
         invocation_id = invocation_id or str(uuid.uuid4())
         if shown:
@@ -465,7 +467,7 @@ class WorkerPool:
         outcome = "Failed"
         try:
             result = await self._call(function, inputs, invocation_id, timeout, affinity,
-                                      exclusive)
+                                      exclusive, mode)
             outcome = "Succeeded"
             return result
         except FunctionInvocationError as exc:
@@ -483,12 +485,12 @@ class WorkerPool:
 
     async def _call(self, function: str, inputs: dict[str, Any], invocation_id: str,
                     timeout: float | None, affinity: str | None,
-                    exclusive: bool = False) -> dict[str, Any]:
+                    exclusive: bool = False, mode: str | None = None) -> dict[str, Any]:
         worker = await (self._reserve_worker() if exclusive
                         else self._available_worker(affinity))
         try:
             return await worker.call(function, inputs, invocation_id=invocation_id,
-                                     timeout=timeout)
+                                     timeout=timeout, mode=mode)
         except InvocationTimeout:
             # The user code is still running in that worker and cannot be interrupted;
             # recycle the process, as the real host restarts on a function timeout.

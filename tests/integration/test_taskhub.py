@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Servic
 from azure.storage.blob.aio import BlobLeaseClient
 from support.azurite import free_ports
 
-from runtime.durable.leases import PartitionLeases
+from runtime.durable.leases import PartitionLeases, read_partitions
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.durable.taskhub.azure import AzureTaskHub
 from runtime.errors import CheckpointConflict, InstanceExists, StorageError
@@ -151,6 +151,20 @@ async def test_activity_goes_to_the_workitems_queue(hub: TaskHub) -> None:
     [msg] = await receive_until(hub, hub.names.workitems)
     assert msg.event["Name"] == "Hello" and msg.body["Episode"] == 1
     assert msg.instance_id == "order-8"
+
+
+async def test_peek_looks_without_taking(hub: TaskHub) -> None:
+    await hub.send_to_instance("look-1", "exec-1", ev(15, Name="Approval", Input="1"))
+    queue = hub.control_queue(hub.partition_of("look-1"))
+    for _ in range(2):  # looking twice changes nothing
+        [seen] = await hub.peek(queue)
+        assert seen.instance_id == "look-1" and seen.event["Name"] == "Approval"
+        assert seen.dequeue_count == 0 and seen.pop_receipt == ""
+    assert await hub.queue_length(queue) == 1
+    [msg] = await receive_until(hub, queue)  # still there for a host
+    assert msg.message_id == seen.message_id and msg.dequeue_count == 1
+    assert await hub.peek(queue) == []  # hidden while held...
+    assert await hub.queue_length(queue) == 1  # ...but counted
 
 
 async def test_large_message_travels_through_a_blob(hub: TaskHub,
@@ -479,6 +493,29 @@ async def test_hosts_converge_to_a_fair_split(hub: TaskHub, storage: StorageClie
         await balance_round(alive)
     assert sorted(len(h.owned) for h in alive) == [2, 2]
     await asyncio.gather(*(h.release_all() for h in hosts))
+
+
+async def test_partition_holders_and_taskhub_json_are_read_without_taking(
+        hub: AzureTaskHub, storage: StorageClients) -> None:
+    info = await hub.read_info()
+    assert info is not None and info["TaskHubName"] == hub.hub_name
+    assert info["PartitionCount"] == PARTITIONS
+    before = await read_partitions(storage, hub.hub_name, PARTITIONS)
+    assert [(p.partition, p.leased, p.owner) for p in before] == \
+        [(i, False, None) for i in range(PARTITIONS)]
+    owner = PartitionLeases(storage, hub.hub_name, PARTITIONS, "host-a", lease_seconds=15)
+    await owner.acquire_available()
+    held = await read_partitions(storage, hub.hub_name, PARTITIONS)
+    assert [(p.queue, p.leased, p.owner) for p in held] == \
+        [(q, True, "host-a") for q in hub.names.control_queues]
+    assert owner.owned == frozenset(range(PARTITIONS))  # reading took nothing
+    await owner.release_all()
+    released = await read_partitions(storage, hub.hub_name, PARTITIONS)
+    assert [(p.leased, p.owner) for p in released] == [(False, "host-a")] * PARTITIONS
+
+
+async def test_a_hub_never_created_has_no_taskhub_json(storage: StorageClients) -> None:
+    assert await AzureTaskHub(storage, "NeverCreated", PARTITIONS).read_info() is None
 
 
 # --- retries ------------------------------------------------------------------------

@@ -59,13 +59,13 @@ class InProcessInvoker:
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
                      reason: str = "", affinity: str | None = None,
-                     exclusive: bool = False,
-                     quiet_failure: bool = False) -> dict[str, Any]:
+                     exclusive: bool = False, quiet_failure: bool = False,
+                     mode: str | None = None) -> dict[str, Any]:
         self.calls.append(function)
         self.active[function] += 1
         self.peak[function] = max(self.peak[function], self.active[function])
         message = {"inputs": inputs, "invocation_id": invocation_id or str(uuid.uuid4()),
-                   "script_root": str(self.script_root)}
+                   "script_root": str(self.script_root), **({"mode": mode} if mode else {})}
         try:
             return await invocation.run(self.functions[function], message, self.executor,
                                         self.runner)

@@ -27,7 +27,7 @@ LAYERS = {
     "durable.engine.actions": 2, "durable.engine.determinism": 2,
     "durable.engine.replay": 2, "durable.engine.outcomes": 2, "durable.engine.specs": 2,
     "durable.engine.suspension": 2, "durable.engine.rewind": 2,
-    "durable.engine.versioning": 2, "durable.engine.entities": 2,
+    "durable.engine.versioning": 2, "durable.engine.entities": 2, "durable.diagnosis": 2,
     "storage": 2, "storage.leanqueue": 2, "storage.tablebatch": 2, "storage.retries": 2,
     "storage.stats": 2, "storage.queueops": 2, "storage.clients": 2, "storage.azurite": 2,
     "storage.azurite_install": 2,
@@ -42,25 +42,27 @@ LAYERS = {
     "worker.child.invocation": 3, "worker.child.main": 3, "worker.child.sdk_speedups": 3,
     "worker.child.sessions": 3, "worker.child.orchestrations": 3,
     "worker.child.http_response": 3, "worker.child.tracebacks": 3,
-    "worker.child.debugging": 3, "worker.child.logs": 3,
+    "worker.child.debugging": 3, "worker.child.logs": 3, "worker.child.replay_check": 3,
     "worker.interpreter": 3, "worker.debug_proxy": 3,
     "watch": 3, "http.errors": 3, "http.builtin": 3, "http.conversion": 3,
     # 4: the workers' parts; the client; bindings
     "durable.activities": 4, "durable.checkpoint": 4, "durable.client": 4, "bindings": 4,
-    "durable.entities": 4,
+    "durable.entities": 4, "durable.replaycheck": 4, "durable.inspection": 4,
     # 5: the durable loops and services; HTTP endpoints
     "durable.orchestrations": 5, "durable.dispatcher": 5, "durable.services": 5,
     "http.durable_api": 5, "http.durable_entities": 5, "http.admin": 5, "http.triggers": 5,
     # 6-9: the server, the durable runtime as served, versions, the host, the CLI
     "http.server": 6, "durable_host": 6,
     "versions": 7,
-    "reload": 8, "host": 8,
-    "cli": 9, "cli.common": 9, "cli.start": 9, "cli.functions": 9, "cli.azurite": 9, "__main__": 9,
+    "reload": 8, "host": 8, "reload_check": 8,
+    "cli": 9, "cli.common": 9, "cli.start": 9, "cli.functions": 9, "cli.azurite": 9,
+    "__main__": 9, "cli.hubaccess": 9, "cli.render": 9, "cli.instances": 9,
+    "cli.taskhub": 9, "cli.replay": 9, "cli.completion": 9,
 }
 PURE = {"config", "app_settings", "options", "functions", "durable.history", "durable.names",
         "durable.tablerows", "durable.urls", "http.routes", "http.route_template",
         "http.route_constraints", "http.auth", "http.durable_query", "storage.connection",
-        *(name for name in LAYERS if name.startswith("durable.engine"))}
+        "durable.diagnosis", *(name for name in LAYERS if name.startswith("durable.engine"))}
 IMPURE_PREFIXES = ("asyncio", "aiohttp", "azure")
 # Modules that read time only through the clock (`runtime.clock`).
 CLOCKED = tuple(name for name in LAYERS if name.startswith("durable."))

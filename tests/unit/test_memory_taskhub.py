@@ -564,3 +564,16 @@ def test_queue_message_properties() -> None:
     msg = QueueMessage("q", "m", "r", 1, T0, body)
     assert (msg.instance_id, msg.execution_id, msg.sequence_number) == ("i", None, 0)
     assert msg.event == {"EventType": 4}
+
+
+async def test_peek_looks_without_taking() -> None:
+    hub = new_hub()
+    await hub.create_if_missing()
+    await hub.send_to_instance("i1", None, raised())
+    queue = hub.control_queue(hub.partition_of("i1"))
+    [seen] = await hub.peek(queue)
+    assert seen.instance_id == "i1" and seen.dequeue_count == 0 and seen.pop_receipt == ""
+    [held] = await hub.receive(queue, 32, 30)
+    assert held.message_id == seen.message_id and held.dequeue_count == 1
+    assert await hub.peek(queue) == []
+    assert await hub.queue_length(queue) == 1

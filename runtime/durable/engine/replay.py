@@ -30,6 +30,7 @@ from runtime.durable.engine.planning import COMPLETIONS, SCHEDULING, find
 from runtime.durable.engine.specs import (
     CompoundSpec,
     ContinueAsNewSpec,
+    Divergence,
     EntitySpec,
     ExternalEventSpec,
     Rejected,
@@ -188,6 +189,10 @@ class ReplayOutcome:
     next_id: int = 0
     continue_as_new: str | None = None
     carried: list[dict[str, Any]] = field(default_factory=list)
+    # For tools that explain a waiting instance: the event names the code waits for
+    # now, and the names of raised events that nothing has waited for (yet).
+    waiting_events: list[str] = field(default_factory=list)
+    unclaimed_events: list[str] = field(default_factory=list)
 
 
 class Replay:
@@ -243,9 +248,13 @@ class Replay:
             self._start_next()
         for task_id, event in sorted(self.recorded.items()):
             if task_id not in self.taken:
-                raise Rejected(determinism.not_replayed(event))
+                raise Rejected(determinism.not_replayed(event),
+                               Divergence(task_id, event, None))
         self.outcome.open_ids = sorted(i for i, node in self.open.items() if node.holds_open)
         self.outcome.next_id = self.next_id
+        self.outcome.waiting_events = [name for name, nodes in self.waiters.items()
+                                       if any(_live(node) for node in nodes)]
+        self.outcome.unclaimed_events = list(self.raised)
         return self.outcome
 
     def _advance(self) -> None:
@@ -292,7 +301,7 @@ class Replay:
         if recorded is not None:
             problem = determinism.mismatch(recorded, spec, task_id)
             if problem is not None:
-                raise Rejected(problem)
+                raise Rejected(problem, Divergence(task_id, recorded, spec))
         if isinstance(spec, EntitySpec):
             self._entity_request(spec, node, recorded)
             return node
@@ -382,6 +391,16 @@ class Replay:
             waiting.pop().finish(failed=False)  # the SDK resolves the latest waiter
         else:
             self.raised[name] = dict(event)
+
+
+def _live(node: Node) -> bool:
+    """Not done, and neither is anything it belongs to (a task_any already decided)."""
+    current: Node | None = node
+    while current is not None:
+        if current.done:
+            return False
+        current = current.parent
+    return True
 
 
 def target_of(episode: Episode, default_version: str | None = None) -> Target:

@@ -19,7 +19,23 @@ HTTP_ACTIVITY = "BuiltIn::HttpActivity"  # the extension's built-in HTTP activit
 
 
 class Rejected(Exception):
-    """The actions cannot be carried out; the orchestration fails with this message."""
+    """The actions cannot be carried out; the orchestration fails with this message.
+    `divergence` says where, when the cause is code that no longer matches history."""
+
+    def __init__(self, message: str, divergence: Divergence | None = None) -> None:
+        super().__init__(message)
+        self.divergence = divergence
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where the replayed code and history part: the sequence number, history's event
+    with that number, and the action the code produced there (None when the code
+    never produced one: history holds work the code no longer schedules)."""
+
+    sequence_number: int
+    recorded: Mapping[str, Any]
+    produced: Spec | None
 
 
 @dataclass(frozen=True)
@@ -268,5 +284,5 @@ class ContinueAsNewSpec(Spec):
 
 
 __all__ = ["HTTP_ACTIVITY", "ActivitySpec", "CompoundSpec", "ContinueAsNewSpec",
-           "EntitySpec", "ExternalEventSpec", "HttpSpec", "Rejected", "RetrySpec", "Spec",
-           "SubOrchestrationSpec", "Target", "TimerSpec"]
+           "Divergence", "EntitySpec", "ExternalEventSpec", "HttpSpec", "Rejected",
+           "RetrySpec", "Spec", "SubOrchestrationSpec", "Target", "TimerSpec"]

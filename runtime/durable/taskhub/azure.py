@@ -97,6 +97,19 @@ class AzureTaskHub(TaskHub):
                 await blob.upload_blob(json.dumps(info).encode(), overwrite=True)
         await self.ops.run(op, f"writing {self.names.leases_container}/{TASKHUB_BLOB}")
 
+    async def read_info(self) -> dict[str, Any] | None:
+        """The hub's `taskhub.json` ({TaskHubName, CreatedAt, PartitionCount}), or None
+        when the hub has never been created in this account."""
+        blob = self._leases.get_blob_client(TASKHUB_BLOB)
+
+        async def op() -> dict[str, Any] | None:
+            try:
+                info = json.loads(await (await blob.download_blob()).readall())
+            except ResourceNotFoundError:
+                return None
+            return info if isinstance(info, dict) else {}
+        return await self.ops.run(op, f"reading {self.names.leases_container}/{TASKHUB_BLOB}")
+
     async def delete_task_hub(self) -> None:
         async def drop(what: str, delete: Callable[[], Awaitable[Any]]) -> None:
             async def op() -> None:
@@ -157,6 +170,14 @@ class AzureTaskHub(TaskHub):
 
     async def quarantine(self, msg: QueueMessage, reason: str) -> None:
         await self.queues.quarantine(msg, reason)
+
+    async def peek(self, queue: str, max_messages: int = 32) -> list[QueueMessage]:
+        async with self.storage.queues.get_queue_client(queue) as client:
+            return await self.queues.peek(client, max_messages)
+
+    async def queue_length(self, queue: str) -> int:
+        async with self.storage.queues.get_queue_client(queue) as client:
+            return await self.queues.length(client)
 
     # --- history -----------------------------------------------------------------------
 

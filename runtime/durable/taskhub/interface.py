@@ -140,6 +140,17 @@ class TaskHub(ABC):
         (`{hub}-poison`: a JSON object with the queue, message id, instance id, reason
         and the message itself), then delete it."""
 
+    @abstractmethod
+    async def peek(self, queue: str, max_messages: int = 32) -> list[QueueMessage]:
+        """Up to `max_messages` (1-32) of the visible messages at the head of `queue`,
+        left where they are (no lock, no dequeue; `pop_receipt` is empty). Messages
+        hidden by a lock or a timer's delay are not seen. For tools that look, never
+        for the workers."""
+
+    @abstractmethod
+    async def queue_length(self, queue: str) -> int:
+        """The approximate number of messages in `queue`, hidden ones included."""
+
     # --- history -----------------------------------------------------------------------
 
     @abstractmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Collection, Mapping
@@ -170,6 +171,13 @@ class MemoryTaskHub(TaskHub):
         message.hidden_until = self.clock.monotonic() + max(1.0, seconds)
         message.pop_receipt = uuid.uuid4().hex
         return self._view(msg.queue, message)
+
+    async def peek(self, queue: str, max_messages: int = 32) -> list[QueueMessage]:
+        return [dataclasses.replace(self._view(queue, m), pop_receipt="")
+                for m in self.visible(queue)[:max(1, min(32, max_messages))]]
+
+    async def queue_length(self, queue: str) -> int:
+        return len(self.queues.get(queue, []))
 
     # --- history -----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue.aio import QueueClient
 
 from runtime.clock import Clock
 from runtime.durable import names as nm
@@ -121,17 +122,22 @@ class AzureQueues:
 
     async def _decode(self, queue: str, raw: RawMessage) -> QueueMessage | None:
         try:
-            body = env.parse_message_text(raw.content)
-            blob_name = body.get("CompressedBlobName")
-            if blob_name and "TaskMessage" not in body:
-                body = json.loads(await self.payloads.download(blob_name))
-                body["CompressedBlobName"] = blob_name
-            env.check(body)
+            return await self.read(queue, raw)
         except (ValueError, KeyError, TypeError, ResourceNotFoundError) as exc:
             # It may be transient (a payload blob not written yet): retried with backoff,
             # said once, then moved aside so that it cannot wedge the queue.
             await self._unreadable(queue, raw, describe_error(exc))
             return None
+
+    async def read(self, queue: str, raw: RawMessage) -> QueueMessage:
+        """The message with its envelope (restored from its blob when it was large).
+        Raises ValueError, KeyError, TypeError or ResourceNotFoundError when unreadable."""
+        body = env.parse_message_text(raw.content)
+        blob_name = body.get("CompressedBlobName")
+        if blob_name and "TaskMessage" not in body:
+            body = json.loads(await self.payloads.download(blob_name))
+            body["CompressedBlobName"] = blob_name
+        env.check(body)
         return QueueMessage(queue=queue, message_id=raw.id, pop_receipt=raw.pop_receipt,
                             dequeue_count=int(raw.dequeue_count or 0),
                             inserted_on=raw.inserted_on, body=body)
@@ -181,6 +187,31 @@ class AzureQueues:
         log.warning("Moved message %s of %s to %s: %s", message_id, queue, self.poison_queue,
                     reason)
 
+    async def peek(self, client: QueueClient, max_messages: int) -> list[QueueMessage]:
+        """The visible messages at the head of the queue `client` reaches, untouched;
+        unreadable ones are skipped (and left in place: looking changes nothing)."""
+        queue = client.queue_name
+        count = max(1, min(MAX_RECEIVE, max_messages))
+
+        async def op() -> list[RawMessage]:
+            return [_peeked(m) for m in await client.peek_messages(max_messages=count)]
+        raw = await self.ops.run(op, f"peeking at {queue}")
+        found: list[QueueMessage] = []
+        for message in raw:
+            try:
+                found.append(await self.read(queue, message))
+            except (ValueError, KeyError, TypeError, ResourceNotFoundError) as exc:
+                log.debug("Unreadable message %s in %s: %s", message.id, queue,
+                          describe_error(exc))
+        return found
+
+    async def length(self, client: QueueClient) -> int:
+        """The queue's approximate message count (hidden messages included)."""
+        async def op() -> int:
+            properties = await client.get_queue_properties()
+            return int(properties.approximate_message_count or 0)
+        return await self.ops.run(op, f"reading the properties of {client.queue_name}")
+
     async def delete(self, queue: str, message_id: str, pop_receipt: str) -> bool:
         """Delete a message; True when it is gone, False when another receiver holds it
         (the pop receipt no longer matches: it will be delivered again)."""
@@ -222,6 +253,12 @@ class AzureQueues:
                                                hidden_for)
         receipt = await self.ops.run(op, f"extending a message's lock in {msg.queue}")
         return dataclasses.replace(msg, pop_receipt=receipt)
+
+
+def _peeked(message: Any) -> RawMessage:
+    return RawMessage(id=message.id, pop_receipt="",
+                      dequeue_count=int(message.dequeue_count or 0),
+                      inserted_on=message.inserted_on, content=message.content)
 
 
 def _is_pop_receipt_mismatch(exc: HttpResponseError) -> bool:

@@ -22,7 +22,7 @@ from azure.functions.durable_functions import (
 )
 from azure.functions.http import HttpRequestConverter
 
-from runtime.worker.child import logs
+from runtime.worker.child import logs, replay_check
 from runtime.worker.child.http_response import encode_http_response
 from runtime.worker.child.loader import LoadedFunction
 from runtime.worker.child.orchestrations import OrchestratorRunner
@@ -179,6 +179,15 @@ async def run(function: LoadedFunction, message: dict[str, Any],
     logs.current_function.set(function.name)
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
+    if message.get("mode") == replay_check.MODE:
+        if trigger is None or function.is_async or \
+                _binding_type(trigger) != "orchestrationtrigger":
+            raise TypeError(f"'{function.name}' is not an orchestrator function; only "
+                            "orchestrators can be replayed")
+        checked: dict[str, Any] = await loop.run_in_executor(
+            executor, context.run, functools.partial(
+                replay_check.run, function.user_function, kwargs))
+        return checked
     if orchestrations is not None and trigger is not None and not function.is_async \
             and _binding_type(trigger) == "orchestrationtrigger":
         result = await loop.run_in_executor(executor, context.run, functools.partial(
