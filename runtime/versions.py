@@ -244,7 +244,7 @@ class Versions:
         if not version.connection:
             return
         version.storage, version.azurite = await ensure_storage(
-            version.connection, self.script_root, self.options.manage_azurite)
+            version.connection, self.script_root, self.options.manage_azurite, detach=True)
 
     async def discard(self, version: AppVersion) -> None:
         """Stop a version that will not serve."""

@@ -48,7 +48,8 @@ async def run(args: argparse.Namespace) -> int:
     log = console.get()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP (a closed terminal) stops the host cleanly too, as Ctrl-C and SIGTERM do.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         host = Host(host_options(args))

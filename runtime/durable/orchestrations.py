@@ -54,6 +54,9 @@ CONTROL_LOCK = 15.0
 DRAIN_SECONDS = 10.0  # how long a partition handed over lets its episodes finish
 MAX_ORCHESTRATOR_CRASHES = 3
 POISON_ATTEMPTS = 5  # deliveries of a work item that cannot apply before it is moved aside
+# Deliveries of events that wait for a Pending instance's start (backing off up to a
+# minute each) before they are discarded as DTFx discards them.
+START_WAIT_ATTEMPTS = 10
 
 
 RENEW_EVERY = 5.0  # partition leases last 15 s
@@ -309,6 +312,16 @@ class OrchestrationWorker:
         await self._abandon([p for p in batch if not p.local])
         await asyncio.gather(*(self.results.report_via_queue(p) for p in batch if p.local))
 
+    async def _start_on_its_way(self, instance_id: str, batch: list[Pending]) -> bool:
+        """Whether messages for an instance without history should wait for its start:
+        its Instances row says Pending, and they have not waited long already (a row
+        whose start message was never sent stays Pending for good)."""
+        attempts = max((p.message.dequeue_count for p in batch if not p.local), default=0)
+        if attempts >= START_WAIT_ATTEMPTS:
+            return False
+        row = await self.hub.read_instance(instance_id)
+        return row is not None and row.get("RuntimeStatus") == "Pending"
+
     async def _cannot_apply(self, instance_id: str, batch: list[Pending],
                             error: Exception) -> None:
         """A work item that fails for a reason no retry of ours fixes by itself (a history
@@ -381,6 +394,15 @@ class OrchestrationWorker:
         now = self.clock.now()
         episode = engine.plan_episode(instance_id, snapshot.events, [p.event for p in batch],
                                       now)
+        if not snapshot.events and not episode.needs_replay and \
+                await self._start_on_its_way(instance_id, batch):
+            # Events for an instance whose start is recorded (its row is Pending) but not
+            # run yet (its start message is held by a host that crashed, say): they wait
+            # for it instead of being discarded (DTFx discards them: "No such instance").
+            await self._abandon([p for p in batch if not p.local])
+            await asyncio.gather(*(self.results.report_via_queue(p)
+                                   for p in batch if p.local))
+            return
         deferred_indexes = set(episode.deferred)
         deferred = [p for i, p in enumerate(batch) if i in deferred_indexes]
         consumed = [p for i, p in enumerate(batch) if i not in deferred_indexes]

@@ -17,11 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
 from runtime import console
 from runtime.errors import AzuriteError
+from runtime.storage import app_azurite
 from runtime.storage.azurite_install import find_azurite, not_installed_advice
 from runtime.storage.connection import (
     DEFAULT_PORTS,
@@ -90,7 +92,7 @@ class ManagedAzurite:
     def __init__(self, bin_dir: Path, *, data_dir: Path, host: str = "127.0.0.1",
                  ports: Mapping[str, int] = DEFAULT_PORTS, in_memory: bool = False,
                  account: tuple[str, str] | None = None, startup_timeout: float = 20.0,
-                 stop_grace: float = 5.0) -> None:
+                 stop_grace: float = 5.0, detached: bool = False) -> None:
         unknown = set(ports) - set(SERVICES)
         if unknown or not ports:
             raise ValueError(f"ports must map some of {SERVICES}, got {sorted(ports)}")
@@ -102,6 +104,9 @@ class ManagedAzurite:
         self.account = account
         self.startup_timeout = startup_timeout
         self.stop_grace = stop_grace
+        # Detached: a session of its own, not tied to this process's life, its pids
+        # recorded in the data folder (see app_azurite.py).
+        self.detached = detached
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -142,6 +147,11 @@ class ManagedAzurite:
         except BaseException:
             await self.stop()
             raise
+        if self.detached:
+            app_azurite.write_state(self.data_dir, app_azurite.EmulatorState(
+                pids=self.pids, ports=dict(self.ports), host=self.host,
+                data_dir=str(self.data_dir), bin_dir=str(self.bin_dir),
+                started=datetime.now(timezone.utc).isoformat()))
 
     async def stop(self) -> None:
         """Ask every service to close (flushing its data), then kill what is left."""
@@ -179,6 +189,10 @@ class ManagedAzurite:
         env = dict(os.environ)
         if self.account is not None and self.account != (DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY):
             env["AZURITE_ACCOUNTS"] = f"{self.account[0]}:{self.account[1]}"
+        if self.detached:
+            return subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, env=env, start_new_session=True, close_fds=True)
         return subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
             cwd=self.data_dir, env=env, preexec_fn=_child_setup(os.getpid()),
@@ -282,15 +296,24 @@ async def storage_answer(host: str, port: int, timeout: float = 2.0) -> str | No
     return f"an HTTP server{f' ({server})' if server else ''} that is not Azure Storage"
 
 
-async def ensure_storage(conn: str, app_root: Path, manage: bool
+async def ensure_storage(conn: str, app_root: Path, manage: bool, *, detach: bool = False
                          ) -> tuple[StorageEndpoints, ManagedAzurite | None]:
     """The storage to use, starting Azurite when the connection string wants a local one
     that is not running. The caller owns (and must stop) the returned ManagedAzurite.
-    Raises AzuriteError (one line saying what to do) when the emulator is missing and
-    cannot be started, or when something else holds one of its ports."""
+    With `detach` (the host) the Azurite started is the app's detached one, which outlives
+    this process: none is returned, and one recorded for the app is waited for and reused
+    rather than started twice (see app_azurite.py). Raises AzuriteError (one line saying
+    what to do) when the emulator is missing and cannot be started, or when something
+    else holds one of its ports."""
     endpoints = parse_connection_string(conn)
     if not endpoints.is_local_emulator:
         return endpoints, None
+    data_dir = app_root / DATA_DIR_NAME
+    recorded = app_azurite.read_state(data_dir)
+    if recorded is not None and recorded.alive():
+        # Ours, from an earlier start: wait while it starts (or saves and exits).
+        await _settle(recorded)
+        recorded = app_azurite.read_state(data_dir)
     addresses = {service: endpoints.address(service) for service in SERVICES}
     answers = await asyncio.gather(*(port_answers(h, p) for h, p in addresses.values()))
     missing = {s: addr for (s, addr), ok in zip(addresses.items(), answers, strict=True)
@@ -305,8 +328,14 @@ async def ensure_storage(conn: str, app_root: Path, manage: bool
                 "it, or give the emulator other ports in the connection string.")
     if not missing:
         shown = ", ".join(f"{s} {url_host(h)}:{p}" for s, (h, p) in addresses.items())
-        log.info("Using the storage emulator already running (%s); funclocal did not "
-                 "start it and will not stop it.", shown)
+        if recorded is not None and recorded.alive() and \
+                {s: p for s, (_, p) in addresses.items()} == recorded.ports:
+            log.info("Using the Azurite funclocal started for this app (%s, data in %s); "
+                     "it keeps running when funclocal exits: `funclocal azurite stop` "
+                     "stops it.", shown, recorded.data_dir)
+        else:
+            log.info("Using the storage emulator already running (%s); funclocal did not "
+                     "start it and will not stop it.", shown)
         return endpoints, None
     where = ", ".join(f"{url_host(host)}:{port}" for host, port in missing.values())
     if not manage:
@@ -319,14 +348,40 @@ async def ensure_storage(conn: str, app_root: Path, manage: bool
         raise AzuriteError(
             f"Azure Storage emulator not reachable at {where} and Azurite is not "
             f"installed: {not_installed_advice()}.")
+    if recorded is not None and recorded.alive():
+        raise AzuriteError(
+            f"The Azurite funclocal started for this app (pids "
+            f"{', '.join(map(str, recorded.alive().values()))}, data in {data_dir}) is "
+            f"running but does not answer at {where}: `funclocal azurite stop --script-root "
+            f"{app_root}` stops it.")
     host = next(iter(missing.values()))[0]
     azurite = ManagedAzurite(
-        found.bin_dir, data_dir=app_root / DATA_DIR_NAME,
+        found.bin_dir, data_dir=data_dir,
         host="127.0.0.1" if host == "localhost" else host,
         ports={service: port for service, (_, port) in missing.items()},
-        account=(endpoints.account_name, endpoints.account_key))
+        account=(endpoints.account_name, endpoints.account_key), detached=detach)
     await azurite.start()
+    shown = ", ".join(f"{s} {p}" for s, p in azurite.ports.items())
+    if detach:
+        log.info("Started Azurite (%s) from %s (%s) with data in %s. It keeps running when "
+                 "funclocal exits, so a crash loses nothing it saved and the next start "
+                 "reuses it: `funclocal azurite stop` stops it.", shown, found.bin_dir,
+                 found.found_in, azurite.data_dir)
+        return endpoints, None
     log.info("Started Azurite (%s) from %s (%s) with data in %s; it stops with funclocal.",
-             ", ".join(f"{s} {p}" for s, p in azurite.ports.items()), found.bin_dir,
-             found.found_in, azurite.data_dir)
+             shown, found.bin_dir, found.found_in, azurite.data_dir)
     return endpoints, azurite
+
+
+async def _settle(state: app_azurite.EmulatorState, timeout: float = 20.0) -> None:
+    """Wait until the recorded emulator answers on all its ports, or its processes are
+    gone (it was stopping), for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not state.alive():
+            return
+        answers = await asyncio.gather(*(port_answers(state.host, p)
+                                         for p in state.ports.values()))
+        if all(answers):
+            return
+        await asyncio.sleep(0.1)

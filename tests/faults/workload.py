@@ -38,6 +38,7 @@ class Workload:
     prefix: str
     count: int = 200
     acknowledged: set[str] = field(default_factory=set)
+    raised: set[str] = field(default_factory=set)  # event instances sent "go"
 
     @property
     def instances(self) -> list[tuple[str, str]]:
@@ -59,12 +60,21 @@ class Workload:
         with ThreadPoolExecutor(threads) as pool:
             self.acknowledged |= {i for i in pool.map(start, self.instances) if i}
 
-    def raise_events(self, host: HostProcess) -> None:
+    def raise_events(self, host: HostProcess,
+                     found: dict[str, dict[str, Any]] | None = None) -> None:
+        """Raise "go" once to every event instance that exists and is not finished (an
+        instance whose start a crash cut off may appear only later, from its queued
+        start message)."""
+        found = self.existing(host) if found is None else found
         for name, instance_id in self.instances:
-            if name == "event" and instance_id in self.existing(host):
-                response = request("POST", host.url(
-                    f"{WEBHOOK}/instances/{instance_id}/raiseEvent/go"), '"go!"', JSON)
-                assert response.status == 202, (instance_id, response.status, response.text)
+            status = found.get(instance_id)
+            if name != "event" or instance_id in self.raised or status is None or \
+                    status["runtimeStatus"] not in ("Pending", "Running"):
+                continue
+            response = request("POST", host.url(
+                f"{WEBHOOK}/instances/{instance_id}/raiseEvent/go"), '"go!"', JSON)
+            assert response.status == 202, (instance_id, response.status, response.text)
+            self.raised.add(instance_id)
 
     def existing(self, host: HostProcess) -> dict[str, dict[str, Any]]:
         """Every instance of the workload that storage knows, by id (status objects)."""
@@ -86,6 +96,7 @@ class Workload:
         deadline = time.monotonic() + timeout
         while True:
             found = self.existing(host)
+            self.raise_events(host, found)
             running = [i for i, s in found.items()
                        if s["runtimeStatus"] not in ("Completed", "Failed", "Terminated")]
             if not running and self.acknowledged <= set(found):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.azurite import free_ports, unique_hub_name
+from support.azurite import emulator_at, free_ports, unique_hub_name
 from support.dap import DapClient
 from support.host import (
     APPS,
@@ -38,7 +38,7 @@ from support.host import (
 )
 from support.installs import app_venv, azurite_cache, cache_lock, installed_funclocal
 
-from runtime.storage.connection import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, StorageEndpoints
+from runtime.storage.connection import StorageEndpoints
 
 JSON = {"Content-Type": "application/json"}
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # node and npm, and no Azurite
@@ -83,16 +83,6 @@ def make_app(folder: Path, venv: Path, source: str, *, settings: dict[str, Any],
     (folder / "local.settings.json").write_text(json.dumps(local, indent=2))
     (folder / ".venv").symlink_to(venv)
     return folder
-
-
-def emulator_at(ports: list[int]) -> str:
-    """A connection string for the storage emulator on these (blob, queue, table) ports."""
-    blob, queue, table = ports
-    return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};"
-            f"AccountKey={DEV_ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{blob}/{DEV_ACCOUNT_NAME};"
-            f"QueueEndpoint=http://127.0.0.1:{queue}/{DEV_ACCOUNT_NAME};"
-            f"TableEndpoint=http://127.0.0.1:{table}/{DEV_ACCOUNT_NAME};")
 
 
 def follow(host: HostProcess, status_url: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -447,8 +437,8 @@ def test_an_app_that_grows_from_broken_to_http_to_durable(
 
         # 3. The first durable function: Azurite (found on PATH) starts with the reload.
         (app / "function_app.py").write_text(HTTP_APP + DURABLE_ADDITION)
-        host.wait_for_log(f"from {on_path} (PATH) with data in {app}/.azurite; it stops "
-                          "with funclocal.", timeout=60)
+        host.wait_for_log(f"from {on_path} (PATH) with data in {app}/.azurite. It keeps "
+                          "running when funclocal exits", timeout=60)
         wait_count(host, "Reloaded in ", 2)
         response = host.post("/api/start")
         assert response.status == 202, host.log_text()

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from runtime.errors import AzuriteError
 from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
-from runtime.storage.connection import SERVICES, StorageEndpoints
+from runtime.storage.connection import (
+    DEV_ACCOUNT_KEY,
+    DEV_ACCOUNT_NAME,
+    SERVICES,
+    StorageEndpoints,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _START_ATTEMPTS = 3
@@ -63,3 +68,14 @@ def unique_hub_name(test_name: str) -> str:
     prefix = "t" + uuid.uuid4().hex[:12]
     letters = re.sub(r"[^a-z0-9]", "", test_name.lower().removeprefix("test"))
     return (prefix + letters)[:_HUB_MAX]
+
+
+def emulator_at(ports: list[int]) -> str:
+    """A connection string for the storage emulator on these (blob, queue, table) ports:
+    local, so the host manages Azurite there (starts it when nothing answers)."""
+    blob, queue, table = ports
+    return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};"
+            f"AccountKey={DEV_ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{blob}/{DEV_ACCOUNT_NAME};"
+            f"QueueEndpoint=http://127.0.0.1:{queue}/{DEV_ACCOUNT_NAME};"
+            f"TableEndpoint=http://127.0.0.1:{table}/{DEV_ACCOUNT_NAME};")

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.storage import app_azurite
+from runtime.storage.azurite import DATA_DIR_NAME
+
 REPO = Path(__file__).resolve().parents[2]
 APPS = REPO / "tests" / "apps"
 VERIFY_REPLAY_ENV = "FUNCLOCAL_VERIFY_REPLAY"  # runtime.worker.child.orchestrations.VERIFY_ENV
@@ -157,7 +160,16 @@ class HostProcess:
     def count(self, fragment: str) -> int:
         return sum(fragment in line for line in self.output)
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 20.0, *, keep_azurite: bool = False) -> int:
+        """Stop the host (SIGTERM), and the detached Azurite it started for the app
+        unless `keep_azurite` (it outlives the host by design; tests leave none)."""
+        try:
+            return self._stop(timeout)
+        finally:
+            if not keep_azurite:
+                app_azurite.stop(self.script_root / DATA_DIR_NAME)
+
+    def _stop(self, timeout: float) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -30,7 +30,7 @@ LAYERS = {
     "durable.engine.versioning": 2, "durable.engine.entities": 2, "durable.diagnosis": 2,
     "storage": 2, "storage.leanqueue": 2, "storage.tablebatch": 2, "storage.retries": 2,
     "storage.stats": 2, "storage.queueops": 2, "storage.clients": 2, "storage.azurite": 2,
-    "storage.azurite_install": 2,
+    "storage.azurite_install": 2, "storage.app_azurite": 2,
     # 3: the task hub, leases, in-flight state; worker processes; watching; HTTP pieces
     "durable.taskhub": 3, "durable.taskhub.interface": 3, "durable.taskhub.operations": 3,
     "durable.taskhub.envelope": 3, "durable.taskhub.blobs": 3, "durable.taskhub.queues": 3,
