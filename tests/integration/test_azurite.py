@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +15,8 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
-from support.azurite import REPO_ROOT, azurite_bin, free_ports
+from support.azurite import REPO_ROOT, azurite_bin, emulator_at, free_ports, unique_hub_name
+from support.host import APPS, run_cli, start_host
 
 from runtime.errors import AzuriteError
 from runtime.storage import azurite_install
@@ -217,3 +220,52 @@ async def test_each_service_leads_its_own_process_group(tmp_path: Path) -> None:
 
     assert groups == pids
     assert os.getpgrp() not in groups
+
+
+# -- the app's detached Azurite ----------------------------------------------------------
+
+
+def test_the_apps_azurite_outlives_a_killed_host_and_is_reused_then_stopped(
+        tmp_path: Path) -> None:
+    """The Azurite the host starts for an app keeps running when the host is killed, the
+    next start reuses it (the data is there), and `funclocal azurite stop` stops it."""
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "durable", app)
+    env = {"AzureWebJobsStorage": emulator_at(free_ports(3)),
+           "TEST_HUB_NAME": unique_hub_name("detached")}
+    host = start_host(app, env=env)
+    try:
+        host.wait_for_log("It keeps running when funclocal exits, so a crash loses nothing")
+        started = host.post("/api/start/chaining")
+        assert started.status == 202
+        instance_id = started.json()["id"]
+        host.process.kill()  # kill -9: no clean-up
+        host.process.wait()
+    finally:
+        host.stop(keep_azurite=True)
+    status = run_cli("azurite", "status", "--script-root", str(app), "--json")
+    running = json.loads(status.stdout)
+    assert running["running"] is True and set(running["pids"]) == set(SERVICES)
+    assert all(alive(pid) for pid in running["pids"].values())
+    again = start_host(app, env=env)
+    try:
+        again.wait_for_log("Using the Azurite funclocal started for this app")
+        assert "Started Azurite" not in again.log_text()
+        deadline = time.monotonic() + 60
+        while (answer := again.get(f"/api/status/{instance_id}")).json().get(
+                "runtimeStatus") != "Completed":
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.1)
+        # SIGHUP (a closed terminal) stops the host cleanly, Azurite goes on.
+        again.process.send_signal(signal.SIGHUP)
+        assert again.process.wait(30) == 0
+        assert "Traceback" not in again.log_text()
+    finally:
+        again.stop(keep_azurite=True)
+    assert all(alive(pid) for pid in running["pids"].values())
+    stopped = run_cli("azurite", "stop", "--script-root", str(app))
+    assert stopped.returncode == 0
+    assert stopped.stdout.startswith("Stopped Azurite (pids ")
+    assert not asyncio.run(wait_until_gone(list(running["pids"].values())))
+    assert json.loads(run_cli("azurite", "status", "--script-root", str(app),
+                              "--json").stdout)["running"] is False
