@@ -54,6 +54,8 @@ soak: setup
 
 # Everything `make run`, `make test`, `make lint` and `make bench` create.
 clean:
+	# The sample app's Azurite outlives `make run` (see the README): stop it first.
+	-test -x $(BIN)/funclocal && $(BIN)/funclocal azurite stop --script-root function_app
 	rm -rf $(VENV) node_modules .azurite function_app/.azurite funclocal.egg-info build dist \
 		.mypy_cache .ruff_cache .pytest_cache bench/results
 	find . -name __pycache__ -type d -prune -not -path './node_modules/*' -exec rm -rf {} +
