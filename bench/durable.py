@@ -11,16 +11,21 @@ start request to Completed; (c) 200 hello-cities started at once, completed per 
 activities; a chain of 100 activities that each fail twice and succeed on the third
 attempt, retried 100 ms apart (retry100); fan-out/fan-in of 100 sub-orchestrations of one
 activity each (suborch100); 1,000 continue-as-new generations of one activity each
-(can1000), whose goal is to be no slower than the Temporal dev server; and for funclocal
-(e) the storage requests per activity by operation, the host's, workers' and Azurite's
-CPU seconds and the host's peak RSS.
+(can1000), whose goal is to be no slower than the Temporal dev server; durable entities:
+1,000 signals to one counter entity from 10 concurrent clients, per second (signals1000:
+funclocal's clients signal through the management API, POST
+/runtime/webhooks/durabletask/entities/counter/{key}?op=add, and the run ends when reading
+the counter shows exactly 1,000), and 1,000 sequential call_entity round trips from one
+orchestration (calls1000); and for funclocal (e) the storage requests per unit (activity,
+entity operation, ...) by operation, the host's, workers' and Azurite's CPU seconds and
+the host's peak RSS.
 
 funclocal runs first, then each peer in its own process (bench/peers/), one at a time.
 With --baseline REV, funclocal also runs on revision REV, checked out in a temporary git
 worktree (its own runtime package and bench app), its measured runs interleaved with the
 current checkout's, shape by shape (bench/baseline.py); the report then compares the two
-and names every shape more than 5 % slower than on REV. A shape whose orchestrators REV's
-bench app lacks is "not run" on REV.
+and names every shape more than 5 % slower than on REV. A shape whose orchestrators or
+entity REV's bench app lacks is "not run" on REV.
 The table goes to stdout and bench/results/latest.md; all figures to
 bench/results/<timestamp>.json.
 """
@@ -97,8 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated subset of {', '.join(PEERS)}")
     parser.add_argument("--only", default="",
                         help="comma-separated shape keys (hello, burst200, chain100, fanout100, "
-                             "fanout1000, retry100, suborch100, can1000; with --smoke: "
-                             "hello, burst5, chain3, fanout5, retry1, suborch5, can5)")
+                             "fanout1000, retry100, suborch100, can1000, signals1000, "
+                             "calls1000; with --smoke: hello, burst5, chain3, fanout5, "
+                             "retry1, suborch5, can5, signals20, calls5)")
     parser.add_argument("--poll", type=float, default=0.02,
                         help="seconds between funclocal status polls, single instance")
     parser.add_argument("--long-poll", type=float, default=0.05,

@@ -22,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +33,18 @@ from typing import Any, TextIO
 import aiohttp
 
 from bench.procstat import cpu_seconds, peak_rss_mb, total_cpu
-from bench.shapes import BURST, CHAIN, CONTINUE, FANOUT, LATENCY, RETRY, SUBORCH, Shape
+from bench.shapes import (
+    BURST,
+    CALLS,
+    CHAIN,
+    CONTINUE,
+    FANOUT,
+    LATENCY,
+    RETRY,
+    SIGNALS,
+    SUBORCH,
+    Shape,
+)
 from runtime import __version__
 from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
 from runtime.storage.stats import STATS_ENV
@@ -42,11 +54,12 @@ APP = REPO / "bench" / "apps" / "durable_bench"
 WEBHOOK = "/runtime/webhooks/durabletask"
 ORCHESTRATOR = {LATENCY: "hello_cities", BURST: "hello_cities", CHAIN: "chain",
                 FANOUT: "fan_out", RETRY: "retry_chain", SUBORCH: "sub_orchestrations",
-                CONTINUE: "generations"}
+                CONTINUE: "generations", CALLS: "entity_calls"}
+ENTITY = "counter"  # the bench app's counter entity (SIGNALS, CALLS)
 # The functions each shape needs in the bench app beyond hello_cities (a baseline
 # revision's app may predate some: those shapes are not run on it).
 NEEDS = {RETRY: ("retry_chain", "flaky_step"), SUBORCH: ("sub_orchestrations", "one_step"),
-         CONTINUE: ("generations",)}
+         CONTINUE: ("generations",), SIGNALS: (ENTITY,), CALLS: ("entity_calls", ENTITY)}
 TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 CALIBRATION_POLLS = 10
 RETRY_ALLOWANCE = 30.0  # a retry may take this many times its interval before a run fails
@@ -92,7 +105,8 @@ class RunResult:
     host_cpu_s: float
     worker_cpu_s: float
     azurite_cpu_s: dict[str, float]
-    instance_ids: list[str] = field(default_factory=list)
+    instance_ids: list[str] = field(default_factory=list)  # SIGNALS: the entity keys
+    result: Any = None  # what the run's workflow returned (SIGNALS: the counter read)
 
 
 class HostUnderTest:
@@ -173,6 +187,50 @@ class Client:
                 raise BenchError(f"status of {instance_id} answered {response.status}")
             return dict(await response.json())
 
+    async def signal(self, entity: str, key: str, operation: str, value: Any) -> None:
+        """One signal through the management API (POST entities/{name}/{key}?op=), its
+        input JSON-encoded as the SDK's client posts it: the Python SDK's entity decodes
+        an operation's input twice, so the body for the number 1 is the JSON text "1"."""
+        url = f"{self.host.base}{WEBHOOK}/entities/{entity}/{key}?op={operation}"
+        async with self.session.post(url, data=json.dumps(json.dumps(value)), headers={
+                "Content-Type": "application/json"}) as response:
+            if response.status != 202:
+                raise BenchError(f"signalling {entity}/{key} answered {response.status}: "
+                                 f"{(await response.text())[:300]}")
+
+    async def read_entity(self, entity: str, key: str) -> Any:
+        """The entity's state (GET entities/{name}/{key}), None while it does not exist;
+        counted as a status poll."""
+        self.polls += 1
+        url = f"{self.host.base}{WEBHOOK}/entities/{entity}/{key}"
+        async with self.session.get(url) as response:
+            if response.status == 404:
+                return None
+            if response.status != 200:
+                raise BenchError(f"reading {entity}/{key} answered {response.status}: "
+                                 f"{(await response.text())[:300]}")
+            return await response.json()
+
+    async def wait_entity(self, entity: str, key: str, expected: int,
+                          timeout: float) -> int:
+        """Poll the entity until its state is `expected`: more is a failure at once
+        (operations applied twice), and so is a state still short of it at the deadline
+        (operations lost or stalled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = await self.read_entity(entity, key)
+            if state == expected:
+                return expected
+            if not isinstance(state, (int, type(None))):
+                raise BenchError(f"the counter {entity}/{key} reads {state!r}, not a count")
+            if state is not None and state > expected:
+                raise BenchError(f"the counter {entity}/{key} reads {state}, more than the "
+                                 f"{expected} signals sent: operations applied twice")
+            if time.monotonic() > deadline:
+                raise BenchError(f"the counter {entity}/{key} reads {state!r} after "
+                                 f"{timeout:g} s, not the {expected} signals sent")
+            await asyncio.sleep(self.poll)
+
     async def wait_all(self, instance_ids: list[str], timeout: float) -> dict[str, Any]:
         """Poll the oldest unfinished instance until each one is done: one request per
         instance plus one per poll interval, whatever the count. The outputs by id."""
@@ -223,10 +281,30 @@ def _parse_time(stamp: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
-async def _one_run(shape: Shape, client: Client) -> tuple[float, list[str]]:
-    """Start the shape's instance(s) and wait until all are Completed: the wall time."""
-    name = ORCHESTRATOR[shape.kind]
+async def _signal_run(shape: Shape, client: Client, key: str,
+                      timeout: float) -> tuple[float, list[str], Any]:
+    """SIGNALS: the clients send their signals at once, each one after the other, to a
+    fresh counter; the run ends when reading the counter shows exactly one per signal."""
+
+    async def one_client(count: int) -> None:
+        for _ in range(count):
+            await client.signal(ENTITY, key, "add", 1)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client(share) for share in shape.client_shares()))
+    count = await client.wait_entity(ENTITY, key, shape.size, timeout)
+    return time.perf_counter() - started, [key], count
+
+
+async def _one_run(shape: Shape, client: Client) -> tuple[float, list[str], Any]:
+    """Start the shape's instance(s) and wait until all are Completed: the wall time, the
+    instance ids (SIGNALS: the counter's key) and the first instance's output (SIGNALS:
+    the counter's value)."""
     timeout = 120.0 + shape.activities * 0.5 + shape.backoff_s * RETRY_ALLOWANCE
+    if shape.kind == SIGNALS:
+        return await _signal_run(shape, client, f"{shape.key}-{uuid.uuid4().hex[:12]}",
+                                 timeout)
+    name = ORCHESTRATOR[shape.kind]
     started = time.perf_counter()
     if shape.kind == BURST:
         ids = list(await asyncio.gather(*(client.start(name) for _ in range(shape.size))))
@@ -239,7 +317,7 @@ async def _one_run(shape: Shape, client: Client) -> tuple[float, list[str]]:
     expected = shape.expected_result()
     if expected is not None and outputs[ids[0]] != expected:
         raise BenchError(f"{name} returned {outputs[ids[0]]!r}, not {expected!r}")
-    return wall, ids
+    return wall, ids, outputs[ids[0]]
 
 
 class FunclocalSide:
@@ -376,40 +454,69 @@ class ShapeSession:
         await self.host.wait_running(session)
         warm = await client.start("hello_cities")
         await client.wait_all([warm], 120)
+        if self.shape.kind == SIGNALS:
+            warm_signals = Shape("warm-up", SIGNALS, min(10, self.shape.size), 1, 0.0, "",
+                                 clients=self.shape.clients)
+            _, (key,), _ = await _signal_run(warm_signals, client, "warm-up", 120)
+            self.poll_cost = await self._poll_cost(lambda: client.read_entity(ENTITY, key))
+            return
         if self.shape.kind not in (LATENCY, BURST):
             warm = await client.start(ORCHESTRATOR[self.shape.kind], min(2, self.shape.size))
             await client.wait_all([warm], 120)
-        self.poll_cost = await self._poll_cost(warm)
+        self.poll_cost = await self._poll_cost(lambda: client.status(warm))
 
     async def run_once(self) -> None:
         with self._explained():
             before = await self._snapshot()
             self.client.polls = 0
-            wall, ids = await _one_run(self.shape, self.client)
+            wall, ids, result = await _one_run(self.shape, self.client)
             after = await self._snapshot()
             self.runs.append(_run_result(wall, self.client.polls, ids, before, after,
                                          self.poll_cost))
+            self.runs[-1].result = result
 
     async def finish(self) -> dict[str, Any]:
         with self._explained():
             status = await self.host.status(self.client.session)
             rss = peak_rss_mb(self.host.process.pid)
             worker_rss = [peak_rss_mb(pid) for pid in status.get("workerPids", [])]
-            # A continued-as-new instance's history is its last generation's only.
-            for run in self.runs if self.shape.kind != CONTINUE else ():
+            recheck = await self._recheck_counters() if self.shape.kind == SIGNALS else None
+            # A continued-as-new instance's history is its last generation's only; the
+            # signals have no orchestration.
+            for run in self.runs if self.shape.kind not in (CONTINUE, SIGNALS) else ():
                 run.server_s = await self.client.server_span(run.instance_ids)
-        return _shape_result(self.shape, self.runs, self.poll_cost, rss,
-                             max((r for r in worker_rss if r is not None), default=None),
-                             {service: peak_rss_mb(pid) for service, pid
-                              in self.azurite.pids.items()})
+        result = _shape_result(self.shape, self.runs, self.poll_cost, rss,
+                               max((r for r in worker_rss if r is not None), default=None),
+                               {service: peak_rss_mb(pid) for service, pid
+                                in self.azurite.pids.items()})
+        if self.shape.expected_result() is not None:
+            result["results"] = [run.result for run in self.runs]
+        if recheck is not None:
+            result["results_at_end"] = recheck
+        return result
 
-    async def _poll_cost(self, instance_id: str) -> dict[str, float]:
-        """Storage requests that one status poll of the bench itself costs, to take out
-        of the counts: the figures are the runtime's, not the benchmark's."""
+    async def _recheck_counters(self) -> list[Any]:
+        """SIGNALS: every run's counter still reads exactly one per signal when the shape
+        ends (for all but the last run, seconds after their own end): a signal applied
+        twice late would show here. The values read."""
+        values = []
+        for run in self.runs:
+            for key in run.instance_ids:
+                state = await self.client.read_entity(ENTITY, key)
+                if state != self.shape.size:
+                    raise BenchError(f"the counter {ENTITY}/{key} read {self.shape.size} at "
+                                     f"the end of its run, and now reads {state!r}")
+                values.append(state)
+        return values
+
+    async def _poll_cost(self, poll: Callable[[], Awaitable[Any]]) -> dict[str, float]:
+        """Storage requests that one status poll of the bench itself costs (an instance's
+        status, or for SIGNALS a read of the counter), to take out of the counts: the
+        figures are the runtime's, not the benchmark's."""
         session = self.client.session
         before = Counter((await self.host.status(session)).get("storage") or {})
         for _ in range(CALIBRATION_POLLS):
-            await self.client.status(instance_id)
+            await poll()
         after = Counter((await self.host.status(session)).get("storage") or {})
         cost = {op: round((after[op] - before[op]) / CALIBRATION_POLLS, 2)
                 for op in after if op.startswith("table:")}

@@ -6,7 +6,7 @@ import os
 import platform
 from typing import Any
 
-from bench.shapes import RETRY, RETRY_ATTEMPTS, Shape
+from bench.shapes import CALLS, RETRY, RETRY_ATTEMPTS, SIGNALS, Shape
 
 PEER_TITLES = {"temporal": "Temporal dev server", "dbos": "DBOS / SQLite"}
 
@@ -79,9 +79,8 @@ def _goal(shape: Shape, systems: dict[str, Any], mine: float | None, smoke: bool
     """The goal and whether it is met; a relative goal is checked against the peer's
     figure in the same run."""
     if not shape.goal_peer:
-        met = "" if mine is None or smoke else (
-            " (met)" if shape.meets_goal(mine) else " (NOT met)")
-        return shape.show_goal() + met
+        verdict = None if mine is None or smoke else shape.meets_goal(mine)
+        return shape.show_goal() + {True: " (met)", False: " (NOT met)", None: ""}[verdict]
     peer = shape.goal_peer
     title = PEER_TITLES.get(peer, peer)
     text = f"no slower than {title}" if shape.goal == 1 else \
@@ -136,11 +135,28 @@ def render(results: dict[str, Any]) -> str:
               "result; for funclocal, \"host\" is the same figure by the host's history "
               "timestamps (first ExecutionStarted to last ExecutionCompleted), without the "
               "HTTP round trips and the status polling interval (not for continue-as-new, "
-              "whose history is the last generation's)."]
+              "whose history is the last generation's, nor for the signals, which run no "
+              "orchestration)."]
     if any(s.kind == RETRY for s in shapes):
         lines.append("Retries: every system waits the same fixed interval before each "
                      f"retry (no backoff growth) and makes {RETRY_ATTEMPTS} attempts at most; "
                      "\"over the backoff\" is the figure less the time the retries must wait.")
+    for shape in shapes:
+        if shape.kind == SIGNALS:
+            lines.append(
+                f"Signals ({shape.key}): from the first signal sent to the first read of the "
+                f"counter that shows exactly {shape.size:,} (a fresh counter each run; a count "
+                "over it fails the run, and every run's counter is read again at the end). "
+                "funclocal's clients signal through the management API (POST "
+                "/runtime/webhooks/durabletask/entities/counter/{key}?op=add), with no SDK "
+                "client in between, and read it with GET .../entities/counter/{key}."
+                + _counted(ours, shape))
+        elif shape.kind == CALLS:
+            lines.append(
+                f"Entity calls ({shape.key}): one orchestration that awaits "
+                f"context.call_entity(counter, \"add\", 1) {shape.size:,} times on a fresh "
+                f"counter and returns its final value, checked to be {shape.size:,}."
+                + _counted(ours, shape))
     lines += [f"({number}) {note}." for number, note in enumerate(notes, 1)]
     for name in peers:
         if not systems[name].get("available"):
@@ -157,6 +173,20 @@ def render(results: dict[str, Any]) -> str:
     if results.get("comparison") is not None:
         lines += ["", *_comparison(results, shapes)]
     return "\n".join(lines) + "\n"
+
+
+def _counted(ours: dict[str, Any], shape: Shape) -> str:
+    """What funclocal's counters read, as checked (a failed check fails the run)."""
+    data = ours.get("shapes", {}).get(shape.key) if ours.get("available") else None
+    if not data or "results" not in data:
+        return ""
+    text = f" funclocal's counters: {', '.join(map(str, data['results']))}"
+    if "results_at_end" in data:
+        text += f" after the runs, {', '.join(map(str, data['results_at_end']))} at the end"
+    exact = all(value == shape.size for value in
+                [*data["results"], *data.get("results_at_end", [])])
+    return text + (f" (exactly {shape.size:,} each: checked)." if exact else
+                   f" (NOT {shape.size:,} each).")
 
 
 def _with_host(shape: Shape, figure: float | None, server: float | None,

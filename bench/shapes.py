@@ -10,6 +10,7 @@ from typing import Any
 
 LATENCY, BURST, CHAIN, FANOUT = "latency", "burst", "chain", "fanout"
 RETRY, SUBORCH, CONTINUE = "retry", "suborch", "continue"
+SIGNALS, CALLS = "signals", "calls"
 HELLO_CITIES = ("Tokyo", "Seattle", "London")
 # RETRY: every activity call fails this many times, then succeeds; every system retries
 # after the same fixed interval (backoff coefficient 1), with this many attempts at most.
@@ -20,7 +21,8 @@ RETRY_ATTEMPTS = RETRY_FAILURES + 1
 UNITS = {LATENCY: "activity", BURST: "activity", CHAIN: "activity", FANOUT: "activity",
          RETRY: f"activity call ({RETRY_ATTEMPTS} attempts, {RETRY_FAILURES} retry delays)",
          SUBORCH: "sub-orchestration (with its activity)",
-         CONTINUE: "generation (with its activity)"}
+         CONTINUE: "generation (with its activity)",
+         SIGNALS: "signal (one entity operation)", CALLS: "entity call (a round trip)"}
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,22 @@ class Shape:
     #            RETRY: `size` sequential activities, each failing RETRY_FAILURES times
     #            before it succeeds; SUBORCH: `size` sub-orchestrations (one activity
     #            each) fanned out and in; CONTINUE: `size` continue-as-new generations
-    #            (one activity each)
+    #            (one activity each); SIGNALS: `size` signals "add 1" to one counter
+    #            entity (or its equivalent) from `clients` concurrent clients; CALLS:
+    #            `size` sequential calls "add 1" to one counter entity from one
+    #            orchestration (or its equivalent), each awaiting the new value
     size: int
     runs: int  # measured runs (for LATENCY: instances, one after the other)
-    goal: float  # seconds, or instances/s for BURST; with goal_peer: the highest ratio
+    goal: float  # seconds, or instances/s for BURST and operations/s for SIGNALS; with
+    #              goal_peer: the highest ratio; 0: no goal
     title: str
     goal_peer: str = ""  # the goal is relative: funclocal ÷ this peer ≤ goal
+    clients: int = 1  # SIGNALS: the concurrent clients that share the signals
 
     @property
     def activities(self) -> int:
         """Units one run executes (see UNITS): activities, and for RETRY activity calls,
-        SUBORCH sub-orchestrations, CONTINUE generations."""
+        SUBORCH sub-orchestrations, CONTINUE generations, SIGNALS signals, CALLS calls."""
         if self.kind == LATENCY:
             return len(HELLO_CITIES)
         if self.kind == BURST:
@@ -60,27 +67,38 @@ class Shape:
     def expected_result(self) -> int | None:
         """What the workflow returns on every system, for the shapes whose result the
         benchmark checks: RETRY the attempts made, SUBORCH the sum of the children's
-        activity results (n + 1), CONTINUE the last generation's number."""
+        activity results (n + 1), CONTINUE the last generation's number; SIGNALS and
+        CALLS the counter's final value, exactly one per operation (a fresh counter each
+        run, so more would be duplicates and less lost operations)."""
         if self.kind == RETRY:
             return self.size * RETRY_ATTEMPTS
         if self.kind == SUBORCH:
             return self.size * (self.size + 1) // 2
-        if self.kind == CONTINUE:
+        if self.kind in (CONTINUE, SIGNALS, CALLS):
             return self.size
         return None
 
+    def client_shares(self) -> list[int]:
+        """SIGNALS: how many signals each concurrent client sends (they add up to size)."""
+        clients = max(1, min(self.clients, self.size))
+        return [self.size // clients + (1 if n < self.size % clients else 0)
+                for n in range(clients)]
+
     @property
     def higher_is_better(self) -> bool:
-        return self.kind == BURST
+        return self.kind in (BURST, SIGNALS)
 
     def figure(self, walls: list[float]) -> float:
-        """The table's figure from the runs' wall times: seconds, or instances/s."""
+        """The table's figure from the runs' wall times: seconds, or instances/s
+        (operations/s for SIGNALS)."""
         middle = statistics.median(walls)
-        return self.size / middle if self.kind == BURST else middle
+        return self.size / middle if self.higher_is_better else middle
 
     def meets_goal(self, figure: float, peer: float | None = None) -> bool | None:
         """Whether funclocal's figure meets the goal; for a relative goal, `peer` is the
-        goal peer's figure (None: not run, so not known)."""
+        goal peer's figure (None: not run, so not known); None too without a goal."""
+        if not self.goal:
+            return None
         if self.goal_peer:
             if peer is None or peer <= 0:
                 return None
@@ -92,7 +110,9 @@ class Shape:
             return f"{figure * 1000:.0f} ms"
         if self.kind == BURST:
             return f"{figure:.1f}/s"
-        if self.kind in (CHAIN, CONTINUE):
+        if self.kind == SIGNALS:
+            return f"{figure:.0f}/s ({self.size / figure:.2f} s)"
+        if self.kind in (CHAIN, CONTINUE, CALLS):
             return f"{figure:.2f} s ({self.size / figure:.0f}/s)"
         if self.kind == RETRY:
             return f"{figure:.2f} s ({figure - self.backoff_s:+.2f} s over the backoff)"
@@ -103,13 +123,19 @@ class Shape:
             return f"{figure * 1000:.0f} ms"
         if self.kind == BURST:
             return f"{figure:.1f}/s"
+        if self.kind == SIGNALS:
+            return f"{figure:.0f}/s"
         return f"{figure:.2f} s"
 
     def show_goal(self) -> str:
+        if not self.goal:
+            return "none set"
         if self.goal_peer:
             return f"≤ {self.goal:g} × {self.goal_peer}"
         if self.kind == BURST:
             return f"≥ {self.goal:g}/s"
+        if self.kind == SIGNALS:
+            return f"≥ {self.goal:g} signals/s"
         if self.kind == LATENCY:
             return f"≤ {self.goal * 1000:.0f} ms"
         if self.kind == CHAIN:
@@ -122,7 +148,8 @@ class Shape:
     @staticmethod
     def from_json(data: dict[str, Any]) -> Shape:
         return Shape(data["key"], data["kind"], int(data["size"]), int(data["runs"]),
-                     float(data["goal"]), data["title"], str(data.get("goal_peer") or ""))
+                     float(data["goal"]), data["title"], str(data.get("goal_peer") or ""),
+                     int(data.get("clients") or 1))
 
 
 def full_shapes(runs: int = 3, samples: int = 20) -> list[Shape]:
@@ -136,6 +163,7 @@ def full_shapes(runs: int = 3, samples: int = 20) -> list[Shape]:
         Shape("fanout100", FANOUT, 100, runs, 1.0, "fan-out/fan-in of 100 activities"),
         Shape("fanout1000", FANOUT, 1000, runs, 10.0, "fan-out/fan-in of 1,000 activities"),
         *orchestration_shapes(runs, 100, 100, 1000),
+        *entity_shapes(runs, 1000, 10, 1000),
     ]
 
 
@@ -166,4 +194,17 @@ def smoke_shapes() -> list[Shape]:
         Shape("chain3", CHAIN, 3, 1, 2.0, "chain of 3 sequential activities"),
         Shape("fanout5", FANOUT, 5, 1, 1.0, "fan-out/fan-in of 5 activities"),
         *orchestration_shapes(1, 1, 5, 5),
+        *entity_shapes(1, 20, 2, 5),
+    ]
+
+
+def entity_shapes(runs: int, signals: int, clients: int, calls: int) -> list[Shape]:
+    """Durable entities: many signals to one counter, and sequential calls to one counter
+    from one orchestration. The signals' goal is a rate; the calls have none."""
+    return [
+        Shape(f"signals{signals}", SIGNALS, signals, runs, 200.0,
+              f"{signals:,} signals to one counter entity from {clients} concurrent "
+              "clients, per second", clients=clients),
+        Shape(f"calls{calls}", CALLS, calls, runs, 0.0,
+              f"{calls:,} sequential entity calls from one orchestration"),
     ]

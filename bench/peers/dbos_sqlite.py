@@ -8,6 +8,15 @@ and awaited like the fan-out; DBOS has no continue-as-new (its workflows do not 
 growing history), so that shape is its closest equivalent, one workflow looping over the
 generations' steps, and says so in the table.
 
+The entity shapes: DBOS has no entities; their counter is a workflow that receives its
+operations as messages (DBOS.send to it, DBOS.recv in it). signals1000 sends from
+concurrent client threads to one counter workflow, which ends when it counted them all;
+calls1000 is one workflow that sends each "add" to a counter workflow and waits for the
+new count that the counter sends back (a round trip of two messages). On SQLite, DBOS
+finds new messages by polling (notification_listener_polling_interval_sec, default 1 s,
+which would make every wait for a message up to a second): the benchmark sets it to
+NOTIFICATION_POLL_S, as the Temporal peer shortens its server's timer settings.
+
 Run by bench/durable.py: `python -m bench.peers.dbos_sqlite SPEC_JSON`.
 """
 
@@ -18,6 +27,7 @@ import logging
 import sqlite3
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,6 +43,7 @@ from bench.peers.base import (
 )
 from bench.shapes import (
     BURST,
+    CALLS,
     CHAIN,
     CONTINUE,
     FANOUT,
@@ -42,12 +53,19 @@ from bench.shapes import (
     RETRY_ATTEMPTS,
     RETRY_FAILURES,
     RETRY_INTERVAL_S,
+    SIGNALS,
     SUBORCH,
     Shape,
 )
 
 NAME = "dbos"
-NOTES = {CONTINUE: "no continue-as-new in DBOS: one workflow looping over the "
+NOTIFICATION_POLL_S = 0.01
+MESSAGE_TIMEOUT_S = 120.0  # a counter or caller that waits longer for a message fails
+NOTES = {SIGNALS: "DBOS.send from client threads to one counter workflow (DBOS.recv), "
+                  "which ends when it counted them all",
+         CALLS: "a workflow sending each operation to a counter workflow and receiving "
+                "the new count back (DBOS.send/DBOS.recv both ways)",
+         CONTINUE: "no continue-as-new in DBOS: one workflow looping over the "
                    "generations' steps (its closest equivalent)",
          RETRY: "DBOS retries a step in process (a sleep), not through a durable timer"}
 
@@ -119,8 +137,47 @@ def _register(dbos_type: Any) -> dict[str, Any]:
             n = step(n)
         return n
 
+    @dbos_type.workflow()
+    def counter(target: int) -> int:
+        """SIGNALS: counts the "add" messages until it reached `target`."""
+        count = 0
+        while count < target:
+            count += _message(dbos_type, "add")
+        return count
+
+    @dbos_type.workflow()
+    def counter_entity(target: int) -> int:
+        """CALLS: adds each request's amount, then answers the caller the new count."""
+        count = 0
+        while count < target:
+            request = _message(dbos_type, "call")
+            count += request["amount"]
+            dbos_type.send(request["caller"], count, "result")
+        return count
+
+    @dbos_type.workflow()
+    def entity_calls(count: int) -> int:
+        entity = dbos_type.start_workflow(counter_entity, count)
+        me = dbos_type.workflow_id
+        value = 0
+        for _ in range(count):
+            dbos_type.send(entity.workflow_id, {"caller": me, "amount": 1}, "call")
+            value = _message(dbos_type, "result")
+        if entity.get_result() != value:
+            raise RuntimeError(f"the counter ended at {entity.get_result()!r}, "
+                               f"its last answer was {value!r}")
+        return value
+
     return {"hello": hello_cities, CHAIN: chain, FANOUT: fan_out, RETRY: retry_chain,
-            SUBORCH: sub_orchestrations, CONTINUE: generations}
+            SUBORCH: sub_orchestrations, CONTINUE: generations, SIGNALS: counter,
+            CALLS: entity_calls}
+
+
+def _message(dbos_type: Any, topic: str) -> Any:
+    message = dbos_type.recv(topic, timeout_seconds=MESSAGE_TIMEOUT_S)
+    if message is None:
+        raise RuntimeError(f"no {topic!r} message within {MESSAGE_TIMEOUT_S:g} s")
+    return message
 
 
 def _one_run(dbos_type: Any, flows: dict[str, Any], shape: Shape) -> None:
@@ -130,6 +187,19 @@ def _one_run(dbos_type: Any, flows: dict[str, Any], shape: Shape) -> None:
         handles = [dbos_type.start_workflow(flows["hello"]) for _ in range(shape.size)]
         for handle in handles:
             handle.get_result()
+    elif shape.kind == SIGNALS:
+        handle = dbos_type.start_workflow(flows[SIGNALS], shape.size)
+
+        def one_client(count: int) -> None:
+            for _ in range(count):
+                dbos_type.send(handle.workflow_id, 1, "add")
+
+        with ThreadPoolExecutor(len(shape.client_shares())) as clients:
+            list(clients.map(one_client, shape.client_shares()))
+        result = handle.get_result()
+        if result != shape.expected_result():
+            raise RuntimeError(f"{shape.key} counted {result!r}, "
+                               f"not {shape.expected_result()!r}")
     else:
         result = dbos_type.start_workflow(flows[shape.kind], shape.size).get_result()
         expected = shape.expected_result()
@@ -139,7 +209,10 @@ def _one_run(dbos_type: Any, flows: dict[str, Any], shape: Shape) -> None:
 
 async def run(shapes: list[Shape]) -> dict[str, Any]:
     describe = {"name": NAME, "version": f"dbos {_version()}",
-                "setup": "DBOS Transact in process, SQLite system database (WAL)"}
+                "setup": "DBOS Transact in process, SQLite system database (WAL), "
+                         f"notification_listener_polling_interval_sec={NOTIFICATION_POLL_S:g} "
+                         "(default 1 s: every wait for a message of the entity shapes "
+                         "would take up to a second)"}
     try:
         from dbos import DBOS
     except ImportError as exc:
@@ -152,7 +225,8 @@ async def run(shapes: list[Shape]) -> dict[str, Any]:
         flows = _register(DBOS)
         planned_failures_unlogged(logging.getLogger("dbos"))
         DBOS(config={"name": "funclocal-bench", "system_database_url": f"sqlite:///{database}",
-                     "log_level": "WARNING"})
+                     "log_level": "WARNING",
+                     "notification_listener_polling_interval_sec": NOTIFICATION_POLL_S})
         try:
             DBOS.launch()
             results: dict[str, Any] = {}

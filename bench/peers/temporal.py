@@ -8,6 +8,13 @@ retry interval into a second; and it starts a workflow id's next run no sooner t
 after the previous one started (history.workflowIdReuseMinimalInterval), which makes each
 continue-as-new generation take a second. Neither setting matters to the other shapes.
 
+The entity shapes: Temporal has no entities; their counter is a workflow (Counter in
+temporal_workflows). signals1000 sends its signals to that one workflow from concurrent
+clients (coroutines sharing the client's connection, as funclocal's share an HTTP
+session), and the workflow ends when it counted them all; calls1000 is 1,000 sequential
+workflow updates from the client, each answered with the new count (a workflow cannot
+send an update to another workflow, so the caller is the client, not a workflow).
+
 Run by bench/durable.py: `python -m bench.peers.temporal SPEC_JSON`.
 """
 
@@ -36,11 +43,25 @@ from bench.peers.base import (
     unavailable,
 )
 from bench.procstat import peak_rss_mb
-from bench.shapes import BURST, CHAIN, CONTINUE, FANOUT, LATENCY, RETRY, SUBORCH, Shape
+from bench.shapes import (
+    BURST,
+    CALLS,
+    CHAIN,
+    CONTINUE,
+    FANOUT,
+    LATENCY,
+    RETRY,
+    SIGNALS,
+    SUBORCH,
+    Shape,
+)
 
 NAME = "temporal"
 TASK_QUEUE = "bench"
 CONNECT_TIMEOUT = 60.0
+NOTES = {SIGNALS: "signals to one counter workflow, which ends when it counted them all",
+         CALLS: "sequential workflow updates from the client (a workflow cannot update "
+                "another workflow), each answered with the new count"}
 SERVER_SETTINGS = {"history.timerProcessorMaxTimeShift": '"10ms"',
                    "history.workflowIdReuseMinimalInterval": '"0s"'}
 
@@ -101,7 +122,8 @@ async def run(shapes: list[Shape]) -> dict[str, Any]:
             async with Worker(client, task_queue=TASK_QUEUE,
                               workflows=[flows.HelloCities, flows.Chain, flows.FanOut,
                                          flows.RetryChain, flows.SubOrchestrations,
-                                         flows.OneStep, flows.Generations],
+                                         flows.OneStep, flows.Generations,
+                                         flows.Counter],
                               activities=[flows.say_hello, flows.step, flows.flaky_step]):
                 for shape in shapes:
                     log(f"temporal: {shape.title} ...")
@@ -110,6 +132,8 @@ async def run(shapes: list[Shape]) -> dict[str, Any]:
                         await _one_run(client, shape, flows)
 
                     results[shape.key] = await measure(shape, once, server.pid)
+                    if shape.kind in NOTES:
+                        results[shape.key]["note"] = NOTES[shape.kind]
             peak = {"server_peak_rss_mb": peak_rss_mb(server.pid),
                     "client_peak_rss_mb": round(own_peak_rss_mb(), 1)}
             return {**describe, "available": True, "shapes": results, **peak}
@@ -155,6 +179,9 @@ async def _one_run(client: Any, shape: Shape, flows: Any) -> None:
             for _ in range(shape.size)))
         await asyncio.gather(*(handle.result() for handle in handles))
         return
+    if shape.kind in (SIGNALS, CALLS):
+        await _entity_run(client, shape, flows, new_id())
+        return
     workflow = {CHAIN: flows.Chain, FANOUT: flows.FanOut, RETRY: flows.RetryChain,
                 SUBORCH: flows.SubOrchestrations, CONTINUE: flows.Generations}[shape.kind]
     args = [shape.size, 0] if shape.kind == CONTINUE else [shape.size]
@@ -163,6 +190,29 @@ async def _one_run(client: Any, shape: Shape, flows: Any) -> None:
     expected = shape.expected_result()
     if expected is not None and result != expected:
         raise RuntimeError(f"{shape.key} returned {result!r}, not {expected!r}")
+
+
+async def _entity_run(client: Any, shape: Shape, flows: Any, workflow_id: str) -> None:
+    """A fresh Counter workflow, then its signals from concurrent clients (SIGNALS) or its
+    sequential updates (CALLS); the count it ends with must be exactly one per operation."""
+    handle = await client.start_workflow(flows.Counter.run, shape.size, id=workflow_id,
+                                         task_queue=TASK_QUEUE)
+    if shape.kind == SIGNALS:
+        async def one_client(count: int) -> None:
+            for _ in range(count):
+                await handle.signal(flows.Counter.add, 1)
+
+        await asyncio.gather(*(one_client(share) for share in shape.client_shares()))
+    else:
+        value = 0
+        for _ in range(shape.size):
+            value = await handle.execute_update(flows.Counter.add_and_get, 1)
+        if value != shape.size:
+            raise RuntimeError(f"{shape.key}: the last update answered {value!r}, "
+                               f"not {shape.size}")
+    result = await handle.result()
+    if result != shape.expected_result():
+        raise RuntimeError(f"{shape.key} counted {result!r}, not {shape.expected_result()!r}")
 
 
 def main() -> None:

@@ -2,7 +2,10 @@
 workflow sandbox re-imports the module that defines the workflows.
 
 `flaky_step` fails the first RETRY_FAILURES attempts of every call, counted per
-(workflow, step) in this process, where the worker runs: as the funclocal bench app's."""
+(workflow, step) in this process, where the worker runs: as the funclocal bench app's.
+
+`Counter` is the entity shapes' counter: one workflow that counts the signals and the
+updates it receives and ends once it reached its target, after its last update."""
 
 from __future__ import annotations
 
@@ -114,3 +117,28 @@ class Generations:
         if n >= count:
             return n
         workflow.continue_as_new(args=[count, n])
+
+
+@workflow.defn
+class Counter:
+    """A counter entity as a workflow: `add` signals (fire and forget) and `add_and_get`
+    updates (a round trip answering the new value) both add to it; it returns the count
+    once that reached `target` and every handler finished."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @workflow.run
+    async def run(self, target: int) -> int:
+        await workflow.wait_condition(
+            lambda: self.count >= target and workflow.all_handlers_finished())
+        return self.count
+
+    @workflow.signal
+    def add(self, amount: int) -> None:
+        self.count += amount
+
+    @workflow.update
+    def add_and_get(self, amount: int) -> int:
+        self.count += amount
+        return self.count

@@ -1,5 +1,6 @@
 """The benchmark app: the workflow shapes of bench/durable.py as an ordinary Azure Functions
-Python v2 app (no HTTP functions: instances start through the durable HTTP API).
+Python v2 app (no HTTP functions: instances start and entities are signalled and read
+through the durable HTTP API).
 
 Inputs are objects: the SDK's get_input() decodes a bare number started through the
 HTTP API as a non-string and fails.
@@ -74,6 +75,32 @@ def generations(context: df.DurableOrchestrationContext):
         return n
     context.continue_as_new({"count": count, "n": n})
     return None
+
+
+@app.orchestration_trigger(context_name="context")
+def entity_calls(context: df.DurableOrchestrationContext):
+    """Sequential round trips to a counter of its own (keyed by the instance id, so fresh
+    each run): the counter's final value, one per call."""
+    counter_id = df.EntityId("counter", context.instance_id)
+    value = 0
+    for _ in range(int(context.get_input()["count"])):
+        value = yield context.call_entity(counter_id, "add", 1)
+    return value
+
+
+@app.entity_trigger(context_name="context")
+def counter(context: df.DurableEntityContext):
+    """The documentation's counter; "add" also answers the new value (for call_entity)."""
+    value = context.get_state(lambda: 0)
+    operation = context.operation_name
+    if operation == "add":
+        value += context.get_input()
+        context.set_result(value)
+    elif operation == "reset":
+        value = 0
+    elif operation == "get":
+        context.set_result(value)
+    context.set_state(value)
 
 
 @app.activity_trigger(input_name="city")
