@@ -22,6 +22,7 @@ and since this host started serving the entity.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -156,13 +157,36 @@ def parse_request(index: int, event: Mapping[str, Any]) -> Request | None:
 def is_response(event: Mapping[str, Any]) -> bool:
     """Whether an EventRaised is an entity's answer to a call (named after the request
     id, a ResponseMessage as input)."""
-    if not _GUID.match(str(event.get("Name") or "")):
-        return False
+    name = str(event.get("Name") or "")
+    return bool(_GUID.match(name)) and _is_response_body(str(event.get("Input") or ""))
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_response_body(text: str) -> bool:
+    # Cached: every episode of an orchestration walks its whole history again.
     try:
-        body = json.loads(str(event.get("Input") or ""))
+        body = json.loads(text)
     except ValueError:
         return False
     return isinstance(body, dict) and "result" in body
+
+
+def sent_request(input_text: Any) -> Request | None:
+    """The request an EventSent recorded (its input is a RequestMessage), or None."""
+    return _sent_request(input_text) if isinstance(input_text, str) else None
+
+
+def sent_request_id(input_text: Any) -> str | None:
+    """The request id in an EventSent's input, or None."""
+    request = sent_request(input_text)
+    return request.request_id if request is not None else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _sent_request(text: str) -> Request | None:
+    # Cached for the same reason as _is_response_body.
+    return parse_request(0, {"EventType": EventType.EventRaised, "Name": OPERATION_EVENT,
+                             "Input": text})
 
 
 def response_event(request_id: str, result_text: str | None, is_error: bool,
@@ -364,4 +388,5 @@ __all__ = ["NO_LOCKS", "OPERATION_EVENT", "InvalidEntityId", "OperationResult", 
            "operation_input",
            "parse_request", "parse_scheduler_id", "read_result", "request_id_for",
            "request_json", "response_event", "responses", "scheduler_id", "select",
+           "sent_request", "sent_request_id",
            "state_of"]

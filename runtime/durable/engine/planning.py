@@ -96,11 +96,9 @@ def _entity_calls(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
     for event in events:
         kind = event.get("EventType")
         if kind == EventType.EventSent:
-            request = entities.parse_request(0, {"EventType": EventType.EventRaised,
-                                                 "Name": entities.OPERATION_EVENT,
-                                                 "Input": event.get("Input")})
-            if request is not None:
-                sent.add(request.request_id)
+            request_id = entities.sent_request_id(event.get("Input"))
+            if request_id is not None:
+                sent.add(request_id)
         elif kind == EventType.EventRaised and entities.is_response(event):
             answered.add(str(event.get("Name")))
     return sent, answered

@@ -325,9 +325,7 @@ class Replay:
         the request id, a signal is done at once."""
         last = self.last_sent.get(spec.entity_id)
         if recorded is not None:
-            request = entities.parse_request(0, {"EventType": EventType.EventRaised,
-                                                 "Name": entities.OPERATION_EVENT,
-                                                 "Input": recorded.get("Input")})
+            request = entities.sent_request(recorded.get("Input"))
             request_id = request.request_id if request else str(node.task_id)
             stamp = request.timestamp if request else None
         else:
