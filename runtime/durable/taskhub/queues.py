@@ -149,7 +149,7 @@ class AzureQueues:
                 log.warning("Message %s in %s cannot be read (%s); it is retried with "
                             "backoff, then moved to %s.", raw.id, queue, reason,
                             self.poison_queue)
-            delay = min(2 ** attempts, 60)
+            delay = min(2 ** max(0, attempts - 1), 60)  # 1, 2, 4, 8 s, as abandon_delay
 
             async def op() -> None:
                 try:
