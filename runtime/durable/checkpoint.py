@@ -37,10 +37,15 @@ class ActivityPort(Protocol):
         """Delete the work item of a result handed over in memory."""
 
 
+CommitObserver = Callable[[engine.Episode, engine.EpisodeResult], None]
+
+
 class Checkpoint:
     """Commits episodes. Collaborators are handed in: the hub, the activity worker
     (which may run an activity at once), the history cache, the ordered background
-    writes, and `notify` for instances that were sent work."""
+    writes, and `notify` for instances that were sent work. `observers` are called
+    with each episode and its result once its history is written (the test harness
+    learns which instances wait for events)."""
 
     def __init__(self, hub: TaskHub, clock: Clock, activities: ActivityPort,
                  cache: HistoryCache, writes: OrderedWrites,
@@ -57,6 +62,7 @@ class Checkpoint:
         # Where a durable timer this host sent goes when it is due (the orchestration
         # worker); None: the queue delivers it.
         self.timer_due: Callable[[QueueMessage], None] | None = None
+        self.observers: list[CommitObserver] = []
 
     async def delete(self, consumed: list[Pending]) -> list[Pending]:
         """Delete consumed messages: control messages, and the work items of activity
@@ -93,6 +99,8 @@ class Checkpoint:
                 [*episode.past_events, *result.new_events], etag, execution_id))
         else:
             self.cache.drop(instance_id)
+        for observer in self.observers:
+            observer(episode, result)
         # 3. the Instances row, then 4. the consumed messages, in the background.
         fields = engine.instance_fields(episode, result, self.clock.now())
 
@@ -145,4 +153,4 @@ def failure_line(name: str, instance_id: str, output_text: str | None,
     return f"{line}\n{details.rstrip()}" if details and details.strip() else line
 
 
-__all__ = ["ActivityPort", "Checkpoint", "failure_line"]
+__all__ = ["ActivityPort", "Checkpoint", "CommitObserver", "failure_line"]

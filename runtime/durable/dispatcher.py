@@ -19,7 +19,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.config import DurableTaskConfig
 from runtime.durable.activities import ActivityWorker, abandon_delay
 from runtime.durable.app import AppFunctions, Invoker
-from runtime.durable.checkpoint import Checkpoint
+from runtime.durable.checkpoint import Checkpoint, CommitObserver
 from runtime.durable.entities import EntityWorker
 from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending
 from runtime.durable.leases import Partitions
@@ -89,6 +89,28 @@ class Dispatcher:
 
     def owns(self, instance_id: str) -> bool:
         return self.orchestrations.owns(instance_id)
+
+    def on_commit(self, observer: CommitObserver) -> None:
+        """Call `observer(episode, result)` after every orchestration checkpoint's
+        history write, in the event loop (it must not block)."""
+        self.checkpoint.observers.append(observer)
+
+    def busy(self) -> list[str]:
+        """What this dispatcher is doing now, in words (empty when idle): episodes and
+        entity batches running or waiting, activities running, work items held until
+        their results are checkpointed, background writes not yet done."""
+        found: list[str] = []
+        if self.orchestrations.sessions:
+            found.append(f"{len(self.orchestrations.sessions)} instance(s) in an episode: "
+                         + ", ".join(sorted(self.orchestrations.sessions)[:5]))
+        if self.activities.running:
+            found.append(f"{self.activities.running} activity(ies) running")
+        if self.activities.work_items.held:
+            found.append(f"{len(self.activities.work_items.held)} activity result(s) not "
+                         "yet checkpointed")
+        if self.writes.tails:
+            found.append(f"{len(self.writes.tails)} instance row update(s) in progress")
+        return found
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

@@ -5,6 +5,7 @@ test harness; the HTTP API is added on top by the host."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.clock import Clock, SystemClock
@@ -51,17 +52,21 @@ class DurableServices:
 async def open_durable(config: DurableTaskConfig, *, connection_string: str | None,
                        owner_id: str, clock: Clock | None = None,
                        function_timeout: float | None = None,
-                       in_memory: bool = False, create: bool = True) -> DurableServices:
+                       in_memory: bool = False, create: bool = True,
+                       wrap_hub: Callable[[TaskHub], TaskHub] | None = None,
+                       ) -> DurableServices:
     """Open the durable services of `config.hub_name`: in the account the connection
     string names, or, with `in_memory`, in this process. `create=False` leaves a hub
-    that does not exist uncreated (tools that only look must not create one). Raises
-    StorageError when the account cannot be reached or the connection string is
-    unusable."""
+    that does not exist uncreated (tools that only look must not create one). `wrap_hub`
+    may put a layer between the runtime and the hub (the test harness counts storage
+    operations with it); `services.hub` is then that layer. Raises StorageError when the
+    account cannot be reached or the connection string is unusable."""
     clock = clock or SystemClock()
+    wrap = wrap_hub or (lambda hub: hub)
     if in_memory:
         memory = MemoryTaskHub(config.hub_name, config.partition_count, clock=clock)
         await memory.create_if_missing()
-        return _assemble(memory, AllPartitions(config.partition_count), config, clock,
+        return _assemble(wrap(memory), AllPartitions(config.partition_count), config, clock,
                          function_timeout, None)
     if not connection_string:
         raise ValueError("a connection string is needed unless the hub is in memory")
@@ -75,7 +80,7 @@ async def open_durable(config: DurableTaskConfig, *, connection_string: str | No
     except BaseException:
         await storage.close()
         raise
-    return _assemble(hub, leases, config, clock, function_timeout, storage)
+    return _assemble(wrap(hub), leases, config, clock, function_timeout, storage)
 
 
 def _assemble(hub: TaskHub, partitions: Partitions, config: DurableTaskConfig, clock: Clock,

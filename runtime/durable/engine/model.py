@@ -70,7 +70,9 @@ class Continuation:
 class EpisodeResult:
     """What one episode changes: history events to append, messages to send, and the
     instance's status afterwards (output and custom status as JSON text). `continued` is
-    set when the code continued as new: the next generation runs in the same work item."""
+    set when the code continued as new: the next generation runs in the same work item.
+    `awaiting_events` names the external events a running instance waits for (nothing
+    in storage records them; the test harness's time skipping reads them)."""
 
     new_events: list[dict[str, Any]]
     outgoing: list[OutgoingMessage]
@@ -79,6 +81,7 @@ class EpisodeResult:
     custom_status_text: str | None
     continued: Continuation | None = None
     replayed: bool = True  # False: the code did not run, so its custom status is unchanged
+    awaiting_events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ def apply_state(episode: Episode, state: Mapping[str, Any],
         status: RuntimeStatus = "Suspended" if is_suspended(episode.all_events) else "Running"
         return EpisodeResult(
             episode.new_events + found.scheduled + [history.orchestrator_completed(now)],
-            found.outgoing, status, None, custom_status)
+            found.outgoing, status, None, custom_status,
+            awaiting_events=tuple(found.waiting_events))
     # What the last episode scheduled without waiting for it (signals, mostly) is still
     # recorded and sent: the extension replays every action before it completes or fails
     # the instance, and DTFx sends the messages of a finishing execution.

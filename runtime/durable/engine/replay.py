@@ -179,9 +179,10 @@ class Retry(Node):
 @dataclass
 class ReplayOutcome:
     """What the replay found: new scheduling events and their messages (in number
-    order), the numbers of work still open, the next free sequence number, and, when the
-    code continued as new, the new input and the events raised after it (carried over
-    to the next generation, as DTFx's Carryover does)."""
+    order), the numbers of work still open, the next free sequence number, the names of
+    the events the code still waits for, and, when the code continued as new, the new
+    input and the events raised after it (carried over to the next generation, as DTFx's
+    Carryover does)."""
 
     scheduled: list[dict[str, Any]] = field(default_factory=list)
     outgoing: list[OutgoingMessage] = field(default_factory=list)

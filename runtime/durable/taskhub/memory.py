@@ -120,6 +120,13 @@ class MemoryTaskHub(TaskHub):
                 if m.hidden_until <= now and (m.visible_at is None
                                               or m.visible_at <= durable_now)]
 
+    def runnable_count(self) -> int:
+        """Messages that are not durable timers waiting for their time: visible ones,
+        and ones hidden by a receiver's lock or an abandon delay (process time)."""
+        durable_now = self.clock.now()
+        return sum(1 for q in self.queues.values() for m in q
+                   if m.visible_at is None or m.visible_at <= durable_now)
+
     def next_visible_at(self) -> datetime | None:
         """The earliest durable time at which a waiting timer message becomes visible."""
         times = [m.visible_at for q in self.queues.values() for m in q
