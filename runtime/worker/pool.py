@@ -280,6 +280,30 @@ class WorkerProcess:
                                       str(error.get("message", "")),
                                       str(error.get("traceback", "")))
 
+    async def reindex(self, timeout: float = HELLO_TIMEOUT) -> list[dict[str, Any]]:
+        """Have the worker import the app again, with fresh module state (the test
+        harness, between tests); returns its functions as at start. IndexingError when
+        the app no longer imports, WorkerDied when the worker is gone."""
+        if self.writer is None or self.exited.is_set():
+            raise WorkerDied(self.pid, self.process.returncode if self.process else None)
+        call_id = next(self.ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = future
+        self.writer.write(encode_frame({"type": "reindex", "id": call_id}))
+        try:
+            await self.writer.drain()
+            reply = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            self.pending.pop(call_id, None)
+            raise WorkerError(f"Worker process {self.pid} did not import the app again "
+                              f"within {timeout:.0f} s.") from None
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise IndexingError(str(error.get("message", "")),
+                                traceback_text=error.get("traceback") or None)
+        self.functions = list((reply.get("value") or {}).get("functions") or [])
+        return self.functions
+
     async def stop(self, grace: float = 5.0) -> None:
         """Ask the worker to exit once in-flight calls are done; kill it after the grace."""
         if self.process is None or self.process.returncode is not None:
@@ -500,6 +524,16 @@ class WorkerPool:
         finally:
             if exclusive:
                 worker.reserved = False
+
+    async def reindex(self) -> FunctionIndex:
+        """Import the app again in every live worker (fresh module state, the same
+        processes) and return its index; IndexingError when it no longer imports."""
+        live = [w for w in self.workers if not w.exited.is_set() and not w.retiring]
+        if not live:
+            raise WorkerError("No worker process is available.")
+        described = await asyncio.gather(*(w.reindex() for w in live))
+        self.index = FunctionIndex.build(described[0])
+        return self.index
 
     async def stop(self, grace: float = 5.0) -> None:
         self._stopping = True

@@ -15,6 +15,8 @@ Messages, worker -> host:
   {"type": "result", "id": int, "ok": false, "error": {"type","message","traceback"}}
 Messages, host -> worker:
   {"type": "invoke", "id": int, "function": str, "invocation_id": str, "inputs": {...}}
+  {"type": "reindex", "id": int}        import the app afresh; the result's value is
+                                        {"functions": [...]} (the test harness)
   {"type": "shutdown"}
 
 On stderr, each line of a log record of user code is tagged (`LOG_TAG`, below) with

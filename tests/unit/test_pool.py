@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import FunctionInvocationError
+from runtime.errors import FunctionInvocationError, IndexingError
 from runtime.worker.pool import WorkerPool, default_worker_count
 from runtime.worker.protocol import HttpRequestData, HttpResponseData
 
@@ -75,3 +75,49 @@ def test_default_worker_count_reads_functions_worker_process_count(
     monkeypatch.setenv("FUNCTIONS_WORKER_PROCESS_COUNT", "4")
     assert default_worker_count({}) == 4
     assert default_worker_count({"FUNCTIONS_WORKER_PROCESS_COUNT": "2"}) == 2
+
+
+COUNTING_APP = '''
+import azure.functions as func
+from helpers import VERSION
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+CALLS = []
+
+
+@app.route(route="count")
+def count(req: func.HttpRequest) -> func.HttpResponse:
+    CALLS.append(1)
+    return func.HttpResponse(f"{VERSION}:{len(CALLS)}")
+'''
+
+
+async def test_reindex_imports_the_app_afresh_in_the_same_process(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(COUNTING_APP)
+    (tmp_path / "helpers.py").write_text("VERSION = 'one'\n")
+    pool = WorkerPool(tmp_path, dict(os.environ), count=1)
+    await pool.start()
+    request = HttpRequestData(method="GET", url="http://localhost/api/count", headers={},
+                              params={}, route_params={})
+
+    async def count() -> bytes:
+        return HttpResponseData.from_json(
+            await pool.invoke("count", {"req": request.to_json()}, timeout=10)).body
+    try:
+        assert [await count(), await count()] == [b"one:1", b"one:2"]
+        pid = pool.pids
+        (tmp_path / "helpers.py").write_text("VERSION = 'two'\n")
+        index = await pool.reindex()
+        assert [f.name for f in index.functions] == ["count"]
+        # Module state starts over, imported modules of the app are read again, and the
+        # process is the same one.
+        assert await count() == b"two:1"
+        assert pool.pids == pid
+        (tmp_path / "function_app.py").write_text(COUNTING_APP + "\nraise KeyError('x')\n")
+        with pytest.raises(IndexingError, match="Error importing function_app.py: KeyError"):
+            await pool.reindex()
+        (tmp_path / "function_app.py").write_text(COUNTING_APP)
+        await pool.reindex()
+        assert await count() == b"two:1"
+    finally:
+        await pool.stop()

@@ -38,9 +38,10 @@ SESSION_SWEEP_SECONDS = 15.0
 
 class Worker:
     def __init__(self, functions: dict[str, LoadedFunction],
-                 writer: asyncio.StreamWriter) -> None:
+                 writer: asyncio.StreamWriter, script_root: Path | None = None) -> None:
         self.functions = functions
         self.writer = writer
+        self.script_root = script_root
         threads = _thread_count()
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="funclocal-invoke")
@@ -74,6 +75,8 @@ class Worker:
                     task = asyncio.create_task(self.invoke(message))
                     self.tasks.add(task)
                     task.add_done_callback(self.tasks.discard)
+                elif message.get("type") == "reindex":
+                    await self.reindex(message)
         finally:
             sweeper.cancel()
 
@@ -102,6 +105,25 @@ class Worker:
                 "type": type(exc).__name__, "message": text,
                 "traceback": traceback_text,
             }}
+        self.send(reply)
+        await self.writer.drain()
+
+    async def reindex(self, message: dict[str, Any]) -> None:
+        """Import the app again (fresh module state) and answer with its functions. Replay
+        sessions hold the old code's generators, so they go too."""
+        from runtime.worker.child import fresh  # imports the SDK, as loading the app does
+
+        reply: dict[str, Any] = {"type": "result", "id": message["id"]}
+        try:
+            assert self.script_root is not None
+            self.functions = fresh.reload_app(self.script_root)
+            if self.orchestrations.sessions is not None:
+                self.orchestrations.sessions.clear()
+            reply.update(ok=True, value={"functions": [
+                f.describe() for f in self.functions.values()]})
+        except IndexingError as exc:
+            reply.update(ok=False, error={"type": "IndexingError", "message": str(exc),
+                                          "traceback": exc.traceback_text or ""})
         self.send(reply)
         await self.writer.drain()
 
@@ -144,7 +166,7 @@ async def amain(script_root: Path) -> int:
     hello(functions=[f.describe() for f in functions.values()],
           python=sys.version.split()[0], sdk=_sdk_versions())
     await writer.drain()
-    worker = Worker(functions, writer)
+    worker = Worker(functions, writer, script_root)
     try:
         await worker.serve(reader)
     except (ConnectionError, OSError):
