@@ -249,6 +249,20 @@ class RemoteStorageRefused(CommandError):
             "to do it anyway.", exit_code=2)
 
 
+# --- the test harness (runtime.testing) -----------------------------------------------
+
+
+class HarnessError(HostError):
+    """A test environment cannot do what the test asked (a missing app folder, time
+    moved on a real clock, an activity stub for a name the app does not have...)."""
+
+
+class WaitTimeout(HarnessError, AssertionError):
+    """A test environment's wait ran out of time. An AssertionError, so that pytest
+    reports a failed test; the message says what the instance was doing, with its
+    history."""
+
+
 def _format_timespan(seconds: float) -> str:
     total = int(seconds)
     hours, rest = divmod(total, 3600)

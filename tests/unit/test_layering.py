@@ -44,6 +44,7 @@ LAYERS = {
     "worker.child.http_response": 3, "worker.child.tracebacks": 3,
     "worker.child.debugging": 3, "worker.child.logs": 3, "worker.child.replay_check": 3,
     "worker.interpreter": 3, "worker.debug_proxy": 3,
+    "worker.child.fresh": 3,
     "watch": 3, "http.errors": 3, "http.builtin": 3, "http.conversion": 3,
     # 4: the workers' parts; the client; bindings
     "durable.activities": 4, "durable.checkpoint": 4, "durable.client": 4, "bindings": 4,
@@ -55,6 +56,11 @@ LAYERS = {
     "http.server": 6, "durable_host": 6,
     "versions": 7,
     "reload": 8, "host": 8, "reload_check": 8,
+    # the test harness: another composition root, beside the host
+    "testing": 8, "testing.loop": 8, "testing.observed": 8, "testing.stubs": 8,
+    "testing.history": 8, "testing.sdk": 8, "testing.shared": 8, "testing.hosting": 8,
+    "testing.control": 8, "testing.http": 8, "testing.capture": 8,
+    "testing.environment": 8, "testing.plugin": 8,
     "cli": 9, "cli.common": 9, "cli.start": 9, "cli.functions": 9, "cli.azurite": 9,
     "__main__": 9, "cli.hubaccess": 9, "cli.render": 9, "cli.instances": 9,
     "cli.taskhub": 9, "cli.replay": 9, "cli.completion": 9,
