@@ -17,9 +17,11 @@ ATTEMPTS: dict[str, int] = {}  # download attempts per source, in this worker pr
 
 @patterns.orchestration_trigger(context_name="context")
 def expense_approval(context: df.DurableOrchestrationContext):
+    # The deadline: "deadlineDays" and/or "deadlineSeconds" from the input, else 3 days.
     request = context.get_input() or {}
-    deadline = context.current_utc_datetime + timedelta(
-        seconds=float(request.get("deadlineSeconds", 3 * 24 * 3600)))
+    wait = timedelta(days=float(request.get("deadlineDays", 0)),
+                     seconds=float(request.get("deadlineSeconds", 0))) or timedelta(days=3)
+    deadline = context.current_utc_datetime + wait
     context.set_custom_status({"waitingFor": "Approval", "until": deadline.isoformat()})
     timeout = context.create_timer(deadline)
     approval = context.wait_for_external_event("Approval")

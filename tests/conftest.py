@@ -12,6 +12,9 @@ from support.azurite import running_azurite, unique_hub_name
 
 from runtime.storage.connection import StorageEndpoints
 
+# `pytester` runs test files through the test harness's plugin (test_testing_plugin.py).
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 async def azurite() -> AsyncIterator[StorageEndpoints]:
