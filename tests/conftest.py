@@ -49,3 +49,11 @@ def source_tree_left_clean() -> Iterator[None]:
     yield
     left = sorted(_untracked() - before)
     assert not left, f"the tests left these in the source tree: {left}"
+
+
+@pytest.fixture(scope="session")
+def funclocal_azurite(azurite: StorageEndpoints) -> StorageEndpoints:
+    """The test harness's environments on Azurite (tests/examples) use the suite's
+    Azurite rather than starting their own (the plugin's own start is tested through
+    pytester in tests/integration/test_testing_plugin.py)."""
+    return azurite

@@ -120,9 +120,10 @@ class DurableApi:
         through it (every other path is a 404)."""
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", self.rpc_prefix + "/{tail:.*}", self._rpc)
-        self.rpc_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.rpc_runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                        shutdown_timeout=5.0)
         await self.rpc_runner.setup()
-        site = web.TCPSite(self.rpc_runner, host, port, shutdown_timeout=5.0)
+        site = web.TCPSite(self.rpc_runner, host, port)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []

@@ -83,9 +83,10 @@ class HttpServer:
         """Listen on host:port (0: a free port); returns the port. OSError if busy."""
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                    shutdown_timeout=10.0)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port, shutdown_timeout=10.0)
+        site = web.TCPSite(self.runner, host, port)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []

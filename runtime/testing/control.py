@@ -29,6 +29,7 @@ from runtime.testing.hosting import TestHost
 
 TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 POLL = 0.02  # the longest a waiter sleeps before looking again without being woken
+IDLE_POLL = 0.25  # the same, while the host is idle and time cannot skip
 
 Status = dict[str, Any]
 
@@ -46,7 +47,7 @@ async def wait_for_change(host: TestHost, generation: int, seconds: float) -> No
         if hub.generation != generation:
             return
         try:
-            await asyncio.wait_for(hub.changed.wait(), min(remaining, POLL))
+            await asyncio.wait_for(hub.changed.wait(), remaining)
         except asyncio.TimeoutError:
             pass
 
@@ -119,9 +120,10 @@ async def wait_for(host: TestHost, instance_id: str, accept: Callable[[Status | 
         if time.monotonic() >= deadline:
             raise WaitTimeout(await explain(host, instance_id, status, wanted, timeout,
                                             auto_skip=skipping))
-        if skipping and not await host.busy() and not host.waiting_for_events():
+        pause = POLL
+        if skipping and not await host.busy():
             due = host.next_timer()
-            if due is not None:
+            if due is not None and not host.waiting_for_events():
                 # The condition was read before the idle check: read it again on the
                 # idle host, so time never skips past a moment it held.
                 status = await status_of(host, instance_id)
@@ -130,7 +132,10 @@ async def wait_for(host: TestHost, instance_id: str, accept: Callable[[Status | 
                     return status
                 await step_to(host, due)
                 continue
-        await wait_for_change(host, generation, POLL)
+            # Idle, and time cannot move by itself: only the test (or a function it
+            # called) can change anything now, and every change wakes this wait.
+            pause = IDLE_POLL
+        await wait_for_change(host, generation, min(pause, max(0.0, deadline - time.monotonic())))
 
 
 async def explain(host: TestHost, instance_id: str, status: Status | None, wanted: str,

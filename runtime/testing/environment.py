@@ -127,6 +127,8 @@ class DurableEnvironment:
     async def _open(self) -> None:
         if self._host is not None:
             raise HarnessError("This environment is open already.")
+        # Before the test makes SDK clients of its own (from `client_binding`).
+        sdk.install()
         self.console.attach()
         host = TestHost(self.spec)
         try:
