@@ -36,7 +36,8 @@ lint: setup
 	$(BIN)/ruff check runtime tests bench function_app
 	$(BIN)/mypy
 
-# The benchmarks' peers (Temporal, DBOS) are installed here only, never by `run` or `test`.
+# The benchmarks' peers (Temporal and its test server, DBOS) are installed here only, never
+# by `run` or `test`.
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
@@ -46,6 +47,7 @@ bench: setup $(VENV)/.bench-installed
 	$(BIN)/python bench/http_trigger.py
 	$(BIN)/python bench/reload.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/harness.py
 	$(BIN)/python bench/durable.py $(if $(BASELINE),--baseline $(BASELINE))
 
 # Resource bounds: idle CPU, and memory after 10,000 orchestrations (several minutes).

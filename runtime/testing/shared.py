@@ -87,10 +87,15 @@ class WarmPools:
 # --- Azurite ------------------------------------------------------------------------------
 
 
-def locate_azurite(app: Path | None = None) -> Path:
+FUNCLOCAL_ROOT = Path(runtime.__file__).resolve().parent.parent
+
+
+def locate_azurite(app: Path | None = None, *, own: Path = FUNCLOCAL_ROOT) -> Path:
     """The `node_modules/.bin` holding Azurite's three services: at or above the app's
-    folder, at or above funclocal's own folder, or on PATH. AzuriteError otherwise."""
-    here = Path(runtime.__file__).resolve().parent.parent
+    folder, at or above funclocal's own folder (`own`), at or above the current folder,
+    or the folder of `azurite-blob` on PATH. AzuriteError (saying what to install)
+    otherwise."""
+    here = own
     for start in ([app] if app is not None else []) + [here, Path.cwd()]:
         found = find_azurite_bin(start)
         if found is not None:

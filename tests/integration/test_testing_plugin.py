@@ -6,13 +6,15 @@ and with pytest-xdist."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from pathlib import Path
 
 import pytest
 
 from runtime.storage.connection import StorageEndpoints
 
-APP = Path(__file__).resolve().parents[2] / "function_app"
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "function_app"
 INSTALLED = any(ep.value == "runtime.testing.plugin"
                 for ep in importlib.metadata.entry_points(group="pytest11"))
 
@@ -263,3 +265,32 @@ def test_an_app_that_does_not_import_is_reported_with_its_traceback(pytester, ru
     result.stdout.fnmatch_lines([
         "*Error importing function_app.py: RuntimeError: no database configured*",
         "*raise RuntimeError('no database configured')*"])
+
+
+def test_pytest_loads_the_plugin_through_its_entry_point(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '[project.entry-points.pytest11]\nfunclocal = "runtime.testing.plugin"\n' \
+        in pyproject
+    if not INSTALLED:
+        # This environment's funclocal was installed before the entry point existed: a
+        # distribution declaring the same entry point stands in for a fresh install.
+        dist = pytester.mkdir("site") / "funclocal_entry-0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: funclocal-entry\n"
+                                       "Version: 0\n")
+        (dist / "entry_points.txt").write_text("[pytest11]\nfunclocal = "
+                                               "runtime.testing.plugin\n")
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+            [str(dist.parent), os.environ.get("PYTHONPATH", "")]))
+    pytester.makepyfile(test_app="""
+        def test_the_fixture_is_there(durable_env):
+            assert durable_env.storage == "memory"
+    """)
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           f"--funclocal-app={APP}", "--trace-config",
+                                           timeout=120)
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*funclocal*runtime/testing/plugin.py*"])
