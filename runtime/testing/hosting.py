@@ -50,12 +50,13 @@ from runtime.options import find_config_file
 from runtime.testing import shared
 from runtime.testing.observed import ObservedTaskHub
 from runtime.testing.stubs import StubbingInvoker
-from runtime.worker.pool import WorkerPool
+from runtime.worker.pool import WorkerPool, default_worker_count
 
 log = console.get()
 
 Storage = Literal["memory", "azurite"]
 _HUB_MAX = 45
+VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})
 
 
 def unique_hub_name(label: str = "") -> str:
@@ -157,9 +158,11 @@ class TestHost:
                 await shared.azurite.endpoints(self.script_root)).connection_string
             overrides[config.durable.connection_name] = self.connection_string
         env.update(overrides)
-        values = {**settings.values, **overrides}
-        self.pool_key = shared.PoolKey(self.script_root, tuple(sorted(values.items())),
-                                       spec.workers or 1)
+        # Workers are shared only by environments that would start them alike (the
+        # current test's name aside, which pytest keeps in the environment).
+        alike = {k: v for k, v in env.items() if k not in VOLATILE}
+        self.pool_key = shared.PoolKey(self.script_root, tuple(sorted(alike.items())),
+                                       spec.workers or default_worker_count(env))
         self.pool = await shared.pools.lease(self.pool_key, env)
         self.index = self.pool.index
         for name, reason in self.index.skipped:

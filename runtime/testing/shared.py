@@ -40,7 +40,7 @@ class PoolKey:
     """Workers can be shared by environments that agree on all of this."""
 
     script_root: Path
-    values: tuple[tuple[str, str], ...]  # what the workers' environment adds to ours
+    environment: tuple[tuple[str, str], ...]  # the workers' environment variables
     count: int
 
 

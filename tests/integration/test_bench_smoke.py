@@ -182,3 +182,21 @@ async def test_the_entity_shapes_are_not_run_on_a_baseline_that_predates_them(
                                               "calls5": "its bench app has no counter"}
     assert results["systems"]["funclocal"]["shapes"]["signals20"]["results"] == [20]
     assert results["systems"]["funclocal"]["shapes"]["calls5"]["results"] == [5]
+
+
+def test_the_harness_benchmark_prints_its_table(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/harness.py", "--smoke", "--out", str(tmp_path)],
+        cwd=str(REPO), capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+    table = (tmp_path / "harness-latest.md").read_text()
+    assert table in done.stdout
+    assert "| per-test overhead: ready, then closed |" in table
+    [saved] = list(tmp_path.glob("harness-*.json"))
+    results = json.loads(saved.read_text())
+    assert results["smoke"] is True and results["temporal"]["available"] is False
+    for mode in ("memory", "azurite"):
+        figures = results["funclocal"][mode]
+        assert figures["overhead"]["n"] == 2 and figures["overhead"]["median"] > 0
+        assert figures["approval_test"]["median"] > figures["approval_body"]["median"] > 0
