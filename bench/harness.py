@@ -209,6 +209,10 @@ def table(results: dict[str, Any]) -> str:
                     "a worker per test)" if have else "") + " |")
     lines.append(f"| its body alone (start, wait, fast_forward, wait) | "
                  f"{pair(memory['approval_body'])} | {pair(azurite['approval_body'])} | |")
+    overhead = azurite["overhead"]["median"] / memory["overhead"]["median"]
+    test = azurite["approval_test"]["median"] / memory["approval_test"]["median"]
+    lines.append(f"| on Azurite ÷ in memory | | overhead ×{overhead:.1f}, approval test "
+                 f"×{test:.1f} | |")
     lines.append(f"| goal per test (overhead) | < 300 ms: "
                  f"{'met' if memory['goal_met'] else 'NOT met'} | < 1 s: "
                  f"{'met' if azurite['goal_met'] else 'NOT met'} | |")

@@ -241,8 +241,16 @@ class TestHost:
 
     # -- what is going on -------------------------------------------------------------
 
-    async def busy(self) -> list[str]:
-        """What keeps the host from being idle, in words (empty when idle)."""
+    def services_busy(self) -> bool:
+        """Whether the dispatcher is at work (an episode, an activity, a background
+        write). Its work can end just after its last storage write, without a further
+        change anyone is told of, so waiters look again soon while it is."""
+        return self.services is not None and bool(self.services.dispatcher.busy())
+
+    def busy_inside(self) -> list[str]:
+        """What this process is doing for the host now (no storage request needed to
+        tell): the dispatcher's work, and storage operations and function invocations
+        in flight."""
         services = self.services
         if services is None:
             return []
@@ -252,8 +260,18 @@ class TestHost:
             reasons.append(f"{hub.in_flight} storage operation(s) in flight")
         if self.invoker is not None and self.invoker.in_flight:
             reasons.append(f"{self.invoker.in_flight} function invocation(s) running")
+        return reasons
+
+    async def busy(self) -> list[str]:
+        """What keeps the host from being idle, in words (empty when idle): what
+        `busy_inside` says, else messages waiting in the hub's queues."""
+        services = self.services
+        if services is None:
+            return []
+        reasons = self.busy_inside()
         if reasons:
             return reasons
+        hub = self.hub
         generation = hub.generation
         queued = await self._queued()
         if queued:

@@ -9,6 +9,7 @@ Runs only inside worker processes.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -18,14 +19,13 @@ from runtime.worker.child.loader import LoadedFunction, load_app
 _FOREIGN_PARTS = frozenset({"site-packages", "dist-packages", "node_modules", "__pycache__"})
 
 
-def _is_app_module(file: str | None, root: Path) -> bool:
-    if not file:
+def _is_app_module(file: str | None, root: Path, prefix: str) -> bool:
+    # The app was imported from the resolved script root (the worker resolves it before
+    # putting it on sys.path), so its modules' files start with it: a string test, cheap
+    # enough for the thousand modules of a worker.
+    if not file or not file.startswith(prefix):
         return False
-    try:
-        relative = Path(file).resolve().relative_to(root)
-    except (ValueError, OSError):
-        return False
-    folders = relative.parts[:-1]
+    folders = Path(file[len(prefix):]).parts[:-1]
     if any(part in _FOREIGN_PARTS or part.startswith(".") for part in folders):
         return False
     # A virtual environment in the script root (`venv/`) holds packages, not the app.
@@ -36,8 +36,9 @@ def forget_app(script_root: Path) -> list[str]:
     """Drop the app's own modules (files under `script_root`, outside virtual
     environments and hidden folders) from `sys.modules`; returns their names."""
     root = script_root.resolve()
+    prefix = str(root).rstrip(os.sep) + os.sep
     names = [name for name, module in list(sys.modules.items())
-             if _is_app_module(getattr(module, "__file__", None), root)]
+             if _is_app_module(getattr(module, "__file__", None), root, prefix)]
     for name in names:
         del sys.modules[name]
     importlib.invalidate_caches()  # files added since the last import are found
