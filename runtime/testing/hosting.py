@@ -38,7 +38,6 @@ from runtime.durable import engine
 from runtime.durable.client import DurableClient
 from runtime.durable.services import DurableServices, open_durable
 from runtime.durable.taskhub import TaskHub
-from runtime.durable.taskhub.azure import AzureTaskHub
 from runtime.durable.taskhub.memory import MemoryTaskHub
 from runtime.errors import HostError
 from runtime.functions import FunctionIndex
@@ -50,7 +49,8 @@ from runtime.options import find_config_file
 from runtime.testing import shared
 from runtime.testing.observed import ObservedTaskHub
 from runtime.testing.stubs import StubbingInvoker
-from runtime.worker.pool import WorkerPool, default_worker_count
+from runtime.worker.interpreter import find_app_python
+from runtime.worker.pool import WorkerPool, WorkerSettings, default_worker_count
 
 log = console.get()
 
@@ -161,9 +161,13 @@ class TestHost:
         # Workers are shared only by environments that would start them alike (the
         # current test's name aside, which pytest keeps in the environment).
         alike = {k: v for k, v in env.items() if k not in VOLATILE}
+        # The app's Python, as `funclocal start` chooses it.
+        python = find_app_python(self.script_root, None, os.environ)
         self.pool_key = shared.PoolKey(self.script_root, tuple(sorted(alike.items())),
-                                       spec.workers or default_worker_count(env))
-        self.pool = await shared.pools.lease(self.pool_key, env)
+                                       spec.workers or default_worker_count(env),
+                                       python.executable)
+        self.pool = await shared.pools.lease(self.pool_key, env, WorkerSettings(
+            python=python, log_levels=console.LogLevels(config.log_levels)))
         self.index = self.pool.index
         for name, reason in self.index.skipped:
             log.warning("Function '%s': %s", name, reason)
@@ -176,7 +180,8 @@ class TestHost:
             wrap_hub=ObservedTaskHub)
         hub = self.hub
         self.reader = DurableClient(hub.inner, config.durable, clock=self.clock)
-        key = self.keys.host_key if self.keys else None
+        # As the host does: management URLs carry the extension's system key.
+        key = self.keys.durable_key if self.keys else None
         self.api = api = DurableApi(self.services.client, hub_name=self.hub_name, key=key)
         self.binding = DurableBinding(self.hub_name, lambda: api.rpc_base_url, key)
         self.invoker = StubbingInvoker(self.pool, self.clock)
@@ -285,15 +290,10 @@ class TestHost:
         inner = self.inner_hub
         if isinstance(inner, MemoryTaskHub):
             return inner.runnable_count()
-        if isinstance(inner, AzureTaskHub):
-            queues = inner.storage.queues
-
-            async def peek(name: str) -> int:
-                found = await queues.get_queue_client(name).peek_messages(max_messages=1)
-                return len(found)
-            counts = await asyncio.gather(*(peek(q) for q in inner.names.all_queues))
-            return sum(counts)
-        return 0
+        # Elsewhere (Azurite) only visible messages can be seen: locks and abandon delays
+        # hide the others, which this process holds or will see again anyway.
+        found = await asyncio.gather(*(inner.peek(q, 1) for q in inner.names.all_queues))
+        return sum(len(messages) for messages in found)
 
     def next_timer(self) -> datetime | None:
         """When the earliest durable timer waiting for its time is due (None: none)."""

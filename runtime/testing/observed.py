@@ -88,6 +88,15 @@ class ObservedTaskHub(TaskHub):
         # A lock renewal changes nothing anyone waits for.
         return await self._run(lambda: self.inner.extend(msg, seconds), mutates=False)
 
+    async def quarantine(self, msg: QueueMessage, reason: str) -> None:
+        await self._run(lambda: self.inner.quarantine(msg, reason))
+
+    async def peek(self, queue: str, max_messages: int = 32) -> list[QueueMessage]:
+        return await self._run(lambda: self.inner.peek(queue, max_messages), mutates=False)
+
+    async def queue_length(self, queue: str) -> int:
+        return await self._run(lambda: self.inner.queue_length(queue), mutates=False)
+
     # --- history -----------------------------------------------------------------------
 
     async def load_history(self, instance_id: str) -> HistorySnapshot:

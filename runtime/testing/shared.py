@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import shutil
+import os
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -19,13 +19,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import runtime
 from runtime import console
 from runtime.errors import AzuriteError
-from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
+from runtime.storage.azurite import ManagedAzurite
+from runtime.storage.azurite_install import find_azurite, not_installed_advice
 from runtime.storage.connection import SERVICES, StorageEndpoints
 from runtime.testing import loop
-from runtime.worker.pool import WorkerPool
+from runtime.worker.pool import WorkerPool, WorkerSettings
 
 log = console.get("testing")
 
@@ -42,6 +42,7 @@ class PoolKey:
     script_root: Path
     environment: tuple[tuple[str, str], ...]  # the workers' environment variables
     count: int
+    python: str  # the interpreter the workers run on
 
 
 class WarmPools:
@@ -49,9 +50,11 @@ class WarmPools:
         self.idle: dict[PoolKey, list[WorkerPool]] = {}
         self.leased: set[WorkerPool] = set()
 
-    async def lease(self, key: PoolKey, env: Mapping[str, str]) -> WorkerPool:
+    async def lease(self, key: PoolKey, env: Mapping[str, str],
+                    settings: WorkerSettings | None = None) -> WorkerPool:
         """Workers on the app of `key`, with the app freshly imported: a warm pool, or
-        new processes. IndexingError when the app does not import."""
+        new processes started with `settings`. IndexingError when the app does not
+        import."""
         while self.idle.get(key):
             pool = self.idle[key].pop()
             if not pool.workers or any(w.exited.is_set() for w in pool.workers):
@@ -64,7 +67,7 @@ class WarmPools:
                 raise
             self.leased.add(pool)
             return pool
-        pool = WorkerPool(key.script_root, env, key.count)
+        pool = WorkerPool(key.script_root, env, key.count, settings)
         await pool.start()
         self.leased.add(pool)
         return pool
@@ -87,33 +90,19 @@ class WarmPools:
 # --- Azurite ------------------------------------------------------------------------------
 
 
-FUNCLOCAL_ROOT = Path(runtime.__file__).resolve().parent.parent
-
-
-def locate_azurite(app: Path | None = None, *, own: Path = FUNCLOCAL_ROOT) -> Path:
-    """The `node_modules/.bin` holding Azurite's three services: at or above the app's
-    folder, at or above funclocal's own folder (`own`), at or above the current folder,
-    or the folder of `azurite-blob` on PATH. AzuriteError (saying what to install)
-    otherwise."""
-    here = own
-    for start in ([app] if app is not None else []) + [here, Path.cwd()]:
-        found = find_azurite_bin(start)
-        if found is not None:
-            return found
-    on_path = shutil.which("azurite-blob")
-    if on_path is not None:
-        folder = Path(on_path).resolve().parent
-        if all((folder / f"azurite-{s}").exists() for s in SERVICES):
-            return folder
-        folder = Path(on_path).parent
-        if all((folder / f"azurite-{s}").exists() for s in SERVICES):
-            return folder
+def locate_azurite(app: Path | None = None,
+                   environ: Mapping[str, str] = os.environ) -> Path:
+    """The folder of Azurite's three service scripts, found as `funclocal start` finds
+    it (`storage/azurite_install.py`: funclocal's checkout, at or above the app's folder,
+    PATH, the per-user cache). AzuriteError saying how to get it otherwise."""
+    found = find_azurite(app or Path.cwd(), environ)
+    if found is not None:
+        return found.bin_dir
     raise AzuriteError(
-        "The test environment on Azurite needs Azurite, which was not found (looked in "
-        f"node_modules at or above {app or Path.cwd()} and {here}, and on PATH): run "
-        "`npm install azurite` in your project (or `npm install -g azurite`), pass "
-        "--funclocal-azurite-connection with the connection string of an emulator "
-        "already running, or use the in-memory environment.")
+        "The test environment on Azurite needs Azurite, which was not found: "
+        f"{not_installed_advice()}; or pass --funclocal-azurite-connection with the "
+        "connection string of an emulator already running, or use the in-memory "
+        "environment.")
 
 
 def _free_ports(count: int) -> list[int]:

@@ -132,14 +132,17 @@ class StubbingInvoker:
 
     async def invoke(self, function: str, inputs: dict[str, Any], *,
                      invocation_id: str | None = None, timeout: float | None = None,
-                     reason: str = "(null)", affinity: str | None = None) -> dict[str, Any]:
+                     reason: str = "(null)", affinity: str | None = None,
+                     exclusive: bool = False, quiet_failure: bool = False,
+                     mode: str | None = None) -> dict[str, Any]:
         self.in_flight += 1
         try:
             stub = self.stubs.get(function)
             if stub is None:
-                return await self.workers.invoke(function, inputs, invocation_id=invocation_id,
-                                                 timeout=timeout, reason=reason,
-                                                 affinity=affinity)
+                return await self.workers.invoke(
+                    function, inputs, invocation_id=invocation_id, timeout=timeout,
+                    reason=reason, affinity=affinity, exclusive=exclusive,
+                    quiet_failure=quiet_failure, mode=mode)
             return await self._stubbed(stub, inputs, invocation_id or str(uuid.uuid4()))
         finally:
             self.in_flight -= 1

@@ -81,7 +81,9 @@ async def test_failures_in_the_history_and_the_console(azurite: StorageEndpoints
         end = events[-2]
         assert (end.type, end.status) == (EventType.ExecutionCompleted, "Failed")
         assert "Executing 'Functions.process_payment'" in env.console
-        assert f"Orchestration 'PlaceOrder' ({instance_id}) failed." in env.console.text
+        assert (f"Orchestration 'PlaceOrder' ({instance_id}) failed: Payment for order C-1 "
+                "failed: Activity function 'ProcessPayment' failed: PaymentDeclined: card "
+                "declined") in env.console.text
         assert any("[worker" in line and "Released reservation" in line
                    for line in env.console.lines)
         described = await env.describe()

@@ -3,7 +3,6 @@ is found, and what an activity stub accepts."""
 
 from __future__ import annotations
 
-import os
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from runtime.durable import history
 from runtime.errors import AzuriteError
+from runtime.storage import azurite_install
 from runtime.testing import EventType, HistoryEvent, format_history
 from runtime.testing.history import pending_timers, typed
 from runtime.testing.hosting import unique_hub_name
@@ -87,21 +87,29 @@ def _fake_azurite(folder: Path) -> Path:
     return folder
 
 
-def test_azurite_is_found_beside_the_app_then_on_path(
+def _fake_azurite(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for service in ("blob", "queue", "table"):
+        script = folder / f"azurite-{service}"
+        script.write_text("#!/bin/sh\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return folder
+
+
+def test_azurite_is_found_as_the_host_finds_it_or_the_error_says_how_to_get_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app, own = tmp_path / "app", tmp_path / "funclocal"
+    # As if funclocal were installed, not run from its checkout.
+    monkeypatch.setattr(azurite_install, "CHECKOUT", tmp_path / "site-packages")
+    app = tmp_path / "app"
     app.mkdir()
-    own.mkdir()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(AzuriteError, match="npm install azurite.*--funclocal-azurite-"
-                                           "connection.*in-memory"):
-        locate_azurite(app, own=own)
+    environ = {"PATH": str(tmp_path / "empty"), "FUNCLOCAL_CACHE_DIR": str(tmp_path / "c")}
+    with pytest.raises(AzuriteError, match="funclocal azurite install.*"
+                                           "--funclocal-azurite-connection.*in-memory"):
+        locate_azurite(app, environ)
     on_path = _fake_azurite(tmp_path / "global" / "bin")
-    monkeypatch.setenv("PATH", os.pathsep.join([str(on_path), "/usr/bin"]))
-    assert locate_azurite(app, own=own) == on_path
+    assert locate_azurite(app, {**environ, "PATH": str(on_path)}) == on_path
     beside = _fake_azurite(app / "node_modules" / ".bin")
-    assert locate_azurite(app, own=own) == beside
+    assert locate_azurite(app, environ) == beside
 
 
 def test_a_stub_takes_one_answer_at_most() -> None:
