@@ -10,8 +10,8 @@ Fixtures:
   test in both.
 - `funclocal_azurite` (session): the endpoints of the Azurite the environments on
   Azurite use (`--funclocal-azurite-connection` names one already running; otherwise
-  one is started from `node_modules` on free ports, once per process, so each xdist
-  worker has its own).
+  one is found as `funclocal start` finds it and started on free ports, once per
+  process, so each xdist worker has its own).
 
 The marker `@pytest.mark.funclocal(...)` takes the storage as its argument or `storage=`,
 and any option of `DurableEnvironment` (`app`, `enable_auth`, `auto_skip`,
