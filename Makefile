@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PORT ?= 7071
 # `make bench BASELINE=<rev>` also runs the durable shapes on git revision <rev> and compares.
 BASELINE ?=
+# The suite runs its test files in parallel (pytest-xdist): most of its time is waiting on
+# hosts and Azurite, not CPU.
+TEST_WORKERS ?= 3
 
 .PHONY: run test unit lint bench soak setup clean
 
@@ -27,7 +30,7 @@ run: setup
 test: setup
 	$(BIN)/ruff check runtime tests bench function_app
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ def task_hub_name(request: pytest.FixtureRequest) -> str:
 _REPO = Path(__file__).resolve().parents[1]
 # What running Python and the linters leave anywhere: not the tests' doing.
 _CACHES = ("__pycache__/", ".mypy_cache/", ".ruff_cache/", ".pytest_cache/")
+_UNTRACKED_BEFORE = pytest.StashKey[set[str]]()
 
 
 def _untracked() -> set[str]:
@@ -41,14 +42,29 @@ def _untracked() -> set[str]:
             if line[:2] in ("??", "!!") and not line.endswith(_CACHES)}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def source_tree_left_clean() -> Iterator[None]:
-    """Tests write only in temporary folders: an app's Azurite data (`.azurite/`), a
-    build or anything else new in the checkout fails the run."""
-    before = _untracked()
-    yield
-    left = sorted(_untracked() - before)
-    assert not left, f"the tests left these in the source tree: {left}"
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests write only in temporary folders: an app's Azurite data (`.azurite/`), a build
+    or anything else new in the checkout fails the run. Checked once, by the process that
+    sees the whole run (the controller under pytest-xdist), so that one worker's files in
+    flight are not taken for another's leftovers."""
+    if not _is_xdist_worker(session.config):
+        session.config.stash[_UNTRACKED_BEFORE] = _untracked()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _is_xdist_worker(session.config) or _UNTRACKED_BEFORE not in session.config.stash:
+        return
+    left = sorted(_untracked() - session.config.stash[_UNTRACKED_BEFORE])
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"FAILED: the tests left these in the source tree: {left}",
+                                red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

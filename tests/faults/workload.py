@@ -187,5 +187,36 @@ class Figures:
                            "recovery_s": self.recovery_s,
                            "partitions_per_host": self.partitions_per_host})
 
+    @classmethod
+    def from_json(cls, text: str) -> Figures:
+        data = json.loads(text)
+        return cls(runs=Counter(data["runs"]), kills=data["kills"],
+                   instances=data["instances"], lost=data["lost"],
+                   duplicated=data["duplicated"], re_executed=data["re_executed"],
+                   takeover_s=data["takeover_s"], finish_s=data["finish_s"],
+                   recovery_s=data["recovery_s"],
+                   partitions_per_host=data["partitions_per_host"])
 
+    def take(self) -> Figures:
+        """These figures, leaving this object empty."""
+        taken = Figures.from_json(self.to_json())
+        self.__init__()  # type: ignore[misc]
+        return taken
+
+    def add(self, other: Figures) -> None:
+        self.runs.update(other.runs)
+        self.kills += other.kills
+        self.instances += other.instances
+        self.lost += other.lost
+        self.duplicated += other.duplicated
+        self.re_executed += other.re_executed
+        self.takeover_s += other.takeover_s
+        self.finish_s += other.finish_s
+        self.recovery_s += other.recovery_s
+        self.partitions_per_host = other.partitions_per_host or self.partitions_per_host
+
+
+# What the running test has measured; conftest.py hands it to the session's totals through
+# the test's report, so that the totals also add up when pytest-xdist runs the tests in
+# several processes.
 FIGURES = Figures()
