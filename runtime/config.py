@@ -7,15 +7,14 @@ and key, instead of surfacing later as an obscure storage or worker error.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
 
+from runtime.config_source import ABSENT, JsonSource, Section, show_value
 from runtime.errors import ConfigError
 
 _DEFAULT_CONCURRENCY = 10 * (os.cpu_count() or 1)
@@ -78,212 +77,6 @@ class LocalSettings:
     system_keys: Mapping[str, str] = field(default_factory=_empty_map)
 
 
-# --- TimeSpan ---------------------------------------------------------------------------
-
-_TIMESPAN = re.compile(
-    r"(-)?(?:([0-9]+)\.)?([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.([0-9]{1,7}))?")
-
-
-def parse_timespan(text: str) -> float:
-    """Seconds in a .NET TimeSpan written as `[-][d.]hh:mm:ss[.fffffff]`."""
-    match = _TIMESPAN.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(
-            f"'{text}' is not a TimeSpan; expected hh:mm:ss or d.hh:mm:ss, e.g. '00:05:00'")
-    sign, days, hours, minutes, seconds, fraction = match.groups()
-    # .NET's general parser reads '24:00:00' as 24 days; refusing it avoids that surprise.
-    if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59:
-        raise ValueError(
-            f"'{text}' is not a TimeSpan: hours must be 0-23 and minutes and seconds 0-59 "
-            "(write one day as '1.00:00:00')")
-    total = (int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds)
-             + (int(fraction) / 10 ** len(fraction) if fraction else 0.0))
-    return -total if sign else total
-
-
-# --- JSON source with key lines ---------------------------------------------------------
-
-_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
-
-
-def _blank_comments(text: str) -> str:
-    # The real host and Core Tools parse with Json.NET, which skips // and /* */ comments.
-    # Blanking them (newlines kept) preserves every line number for error messages.
-    def blank(match: re.Match[str]) -> str:
-        found = match.group()
-        return found if found.startswith('"') else re.sub(r"[^\n]", " ", found)
-
-    return _STRING_OR_COMMENT.sub(blank, text)
-
-
-def _line_at(text: str, index: int) -> int:
-    return text.count("\n", 0, index) + 1
-
-
-def _key_line(text: str, path: tuple[str, ...]) -> int | None:
-    """Line of the last key in `path`, searching for each key after its parent's."""
-    start = 0
-    for depth, name in enumerate(path):
-        pattern = re.compile('"' + re.escape(name) + r'"\s*:', re.IGNORECASE)
-        match = pattern.search(text, start)
-        last = depth == len(path) - 1
-        if match is None and last:
-            match = pattern.search(text)
-            if match is None:
-                return None
-        if match is not None:
-            start = match.start()
-            if last:
-                return _line_at(text, start)
-    return None
-
-
-class _Source:
-    def __init__(self, text: str, file: str) -> None:
-        self.file = file
-        self.text = _blank_comments(text.removeprefix("\ufeff"))
-
-    def error(self, path: tuple[str, ...], message: str) -> ConfigError:
-        return ConfigError(self.file, message, line=_key_line(self.text, path),
-                           key=".".join(path) or None)
-
-    def root(self) -> _Section:
-        try:
-            data = json.loads(self.text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(self.file, f"invalid JSON: {exc.msg} (column {exc.colno})",
-                              line=exc.lineno) from None
-        if not isinstance(data, dict):
-            first = len(self.text) - len(self.text.lstrip())
-            raise ConfigError(self.file, "must contain a JSON object",
-                              line=_line_at(self.text, first))
-        return _Section(self, data, ())
-
-
-_ABSENT = object()
-_T = TypeVar("_T")
-
-
-def _show(value: object) -> str:
-    return json.dumps(value)
-
-
-class _Section:
-    """One JSON object; keys match case-insensitively, as in .NET configuration."""
-
-    def __init__(self, source: _Source, obj: Mapping[str, object],
-                 path: tuple[str, ...]) -> None:
-        self.source = source
-        self.obj = obj
-        self.path = path
-
-    def raw(self, name: str) -> object:
-        found: object = _ABSENT
-        wanted = name.lower()
-        for key, value in self.obj.items():
-            if key.lower() == wanted:
-                found = value  # the last duplicate wins, like .NET configuration
-        return found
-
-    def fail(self, name: str, message: str) -> ConfigError:
-        return self.source.error(self.path + (name,), message)
-
-    def _get(self, name: str, default: _T, convert: Callable[[object], _T | None],
-             expected: str) -> _T:
-        value = self.raw(name)
-        if value is _ABSENT or value is None:
-            return default
-        converted = convert(value)
-        if converted is None:
-            raise self.fail(name, f"must be {expected}, got {_show(value)}")
-        return converted
-
-    def section(self, name: str) -> _Section:
-        value = self.raw(name)
-        if value is _ABSENT or value is None:
-            return _Section(self.source, {}, self.path + (name,))
-        if not isinstance(value, dict):
-            raise self.fail(name, f"must be a JSON object, got {_show(value)}")
-        return _Section(self.source, value, self.path + (name,))
-
-    def string(self, name: str, default: str) -> str:
-        return self._get(name, default, _as_str, "a string")
-
-    def optional_string(self, name: str) -> str | None:
-        return self._get(name, None, _as_str, "a string")
-
-    def boolean(self, name: str, default: bool) -> bool:
-        return self._get(name, default, _as_bool, "true or false")
-
-    def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
-        number = self.optional_integer(name, low, high)
-        return default if number is None else number
-
-    def optional_integer(self, name: str, low: int, high: int | None = None) -> int | None:
-        expected = (f"an integer from {low} to {high}" if high is not None
-                    else f"an integer of at least {low}")
-        number = self._get(name, None, _as_int, expected)
-        if number is not None and (number < low or (high is not None and number > high)):
-            raise self.fail(name, f"must be {expected}, got {number}")
-        return number
-
-    def timespan(self, name: str, default: float) -> float:
-        text = self._get(name, None, _as_str, "a TimeSpan string such as \"00:05:00\"")
-        if text is None:
-            return default
-        seconds = self.timespan_value(name, text)
-        if seconds <= 0:
-            raise self.fail(name, f"must be a positive TimeSpan, got {_show(text)}")
-        return seconds
-
-    def timespan_value(self, name: str, text: str) -> float:
-        try:
-            return parse_timespan(text)
-        except ValueError as exc:
-            raise self.fail(name, str(exc)) from None
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        return self._get(name, (), _as_str_tuple, "a list of strings")
-
-    def string_map(self, name: str) -> Mapping[str, str]:
-        section = self.section(name)
-        result: dict[str, str] = {}
-        for key, value in section.obj.items():
-            if not isinstance(value, str):
-                raise section.fail(key, f"must be a string, got {_show(value)}")
-            result[key] = value
-        return MappingProxyType(result)
-
-
-def _as_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _as_bool(value: object) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    # .NET configuration stores every value as text, so "true" binds like true.
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9]+\s*", value):
-        return int(value)
-    return None
-
-
-def _as_str_tuple(value: object) -> tuple[str, ...] | None:
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    return None
-
-
 # --- host.json --------------------------------------------------------------------------
 
 
@@ -295,13 +88,13 @@ def load_host_config(path: Path | None, env: Mapping[str, str]) -> HostConfig:
 
 
 def parse_host_config(text: str, file: str, env: Mapping[str, str]) -> HostConfig:
-    top = _Source(text, file).root()
+    top = JsonSource(text, file).root()
     version = top.raw("version")
-    if version is _ABSENT:
+    if version is ABSENT:
         raise ConfigError(file, "the required 'version' property is missing; "
                           "add \"version\": \"2.0\"", key="version")
     if version != "2.0":
-        raise top.fail("version", f"must be \"2.0\", got {_show(version)}")
+        raise top.fail("version", f"must be \"2.0\", got {show_value(version)}")
     extensions = top.section("extensions")
     logging = top.section("logging")
     return HostConfig(
@@ -319,30 +112,30 @@ def parse_host_config(text: str, file: str, env: Mapping[str, str]) -> HostConfi
 _LOG_LEVELS = ("Trace", "Debug", "Information", "Warning", "Error", "Critical", "None")
 
 
-def _log_levels(logging: _Section) -> Mapping[str, str]:
+def _log_levels(logging: Section) -> Mapping[str, str]:
     levels = logging.string_map("logLevel")
     section = logging.section("logLevel")
     for key, value in levels.items():
         if value.strip().lower() not in (name.lower() for name in _LOG_LEVELS):
             raise section.fail(key, f"must be one of {', '.join(_LOG_LEVELS)}, got "
-                               f"{_show(value)}")
+                               f"{show_value(value)}")
     return levels
 
 
-def _function_timeout(top: _Section) -> float | None:
+def _function_timeout(top: Section) -> float | None:
     value = top.raw("functionTimeout")
-    if value is _ABSENT:
+    if value is ABSENT:
         return 1800.0
     if value is None or value == "-1" or value == -1:
         return None
     if not isinstance(value, str):
         raise top.fail("functionTimeout",
                        f"must be a TimeSpan string such as \"00:05:00\" or -1 for no limit, "
-                       f"got {_show(value)}")
+                       f"got {show_value(value)}")
     seconds = top.timespan_value("functionTimeout", value)
     if seconds < 1:
         raise top.fail("functionTimeout",
-                       f"must be at least 00:00:01, or -1 for no limit, got {_show(value)}")
+                       f"must be at least 00:00:01, or -1 for no limit, got {show_value(value)}")
     return seconds
 
 
@@ -350,7 +143,7 @@ _HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,44}")
 _SETTING_REFERENCE = re.compile(r"%([^%]+)%")
 
 
-def _hub_name(durable: _Section, env: Mapping[str, str]) -> str:
+def _hub_name(durable: Section, env: Mapping[str, str]) -> str:
     configured = durable.string("hubName", "TestHubName")
 
     def resolve(match: re.Match[str]) -> str:
@@ -361,15 +154,15 @@ def _hub_name(durable: _Section, env: Mapping[str, str]) -> str:
 
     name = _SETTING_REFERENCE.sub(resolve, configured)
     if not _HUB_NAME.fullmatch(name):
-        origin = "" if name == configured else f" (resolved from {_show(configured)})"
+        origin = "" if name == configured else f" (resolved from {show_value(configured)})"
         raise durable.fail(
             "hubName",
-            f"{_show(name)}{origin} is not a valid task hub name: use 3 to 45 letters "
+            f"{show_value(name)}{origin} is not a valid task hub name: use 3 to 45 letters "
             "and digits, starting with a letter")
     return name
 
 
-def _durable_config(durable: _Section, env: Mapping[str, str]) -> DurableTaskConfig:
+def _durable_config(durable: Section, env: Mapping[str, str]) -> DurableTaskConfig:
     storage = durable.section("storageProvider")
     connection = (storage.optional_string("connectionName")
                   or storage.optional_string("connectionStringName")
@@ -407,13 +200,13 @@ def _durable_config(durable: _Section, env: Mapping[str, str]) -> DurableTaskCon
     )
 
 
-def _choice(section: _Section, name: str, allowed: tuple[str, ...], default: str) -> str:
+def _choice(section: Section, name: str, allowed: tuple[str, ...], default: str) -> str:
     """One of `allowed` (matched without case), else a ConfigError naming them."""
     value = section.string(name, default)
     matching = [a for a in allowed if a.lower() == value.strip().lower()]
     if not matching:
         names = " or ".join(f'"{a}"' for a in allowed)
-        raise section.fail(name, f"must be {names}, got {_show(value)}")
+        raise section.fail(name, f"must be {names}, got {show_value(value)}")
     return matching[0]
 
 
@@ -428,7 +221,7 @@ def load_local_settings(path: Path | None) -> LocalSettings:
 
 
 def parse_local_settings(text: str, file: str) -> LocalSettings:
-    top = _Source(text, file).root()
+    top = JsonSource(text, file).root()
     if top.boolean("IsEncrypted", False):
         raise top.fail("IsEncrypted", "encrypted local settings are not supported; "
                        "run `func settings decrypt`")
@@ -449,7 +242,7 @@ def parse_local_settings(text: str, file: str) -> LocalSettings:
     )
 
 
-def _values(section: _Section) -> Mapping[str, str]:
+def _values(section: Section) -> Mapping[str, str]:
     result: dict[str, str] = {}
     for key, value in section.obj.items():
         if not key.strip() or value is None:
@@ -459,11 +252,11 @@ def _values(section: _Section) -> Mapping[str, str]:
         elif isinstance(value, (str, int, float)):
             result[key] = str(value)
         else:
-            raise section.fail(key, f"must be a string, got {_show(value)}")
+            raise section.fail(key, f"must be a string, got {show_value(value)}")
     return MappingProxyType(result)
 
 
-def _connection_strings(section: _Section) -> Mapping[str, str]:
+def _connection_strings(section: Section) -> Mapping[str, str]:
     # Core Tools accepts a plain string or {"ConnectionString": .., "ProviderName": ..}.
     result: dict[str, str] = {}
     for key, value in section.obj.items():

@@ -23,7 +23,8 @@ from runtime.versions import AppVersion, LoadedConfig, Versions
 from runtime.watch import WatchPlan
 from runtime.worker.debug_proxy import DebugProxy
 from runtime.worker.interpreter import AppPython, find_app_python
-from runtime.worker.pool import WorkerPool, WorkerSettings
+from runtime.worker.pool import WorkerPool
+from runtime.worker.process import WorkerSettings
 
 log = console.get()
 

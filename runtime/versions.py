@@ -34,7 +34,8 @@ from runtime.options import HostOptions, find_config_file
 from runtime.storage.azurite import ManagedAzurite, ensure_storage
 from runtime.storage.connection import StorageEndpoints
 from runtime.worker.interpreter import AppPython
-from runtime.worker.pool import DebugOptions, WorkerPool, WorkerSettings, default_worker_count
+from runtime.worker.pool import WorkerPool, default_worker_count
+from runtime.worker.process import DebugOptions, WorkerSettings
 
 log = console.get()
 

@@ -16,7 +16,7 @@ from runtime.cli.hubaccess import (
     open_hub,
 )
 from runtime.durable.engine import entities
-from runtime.durable.leases import PartitionState, read_partitions
+from runtime.durable.hub_owners import PartitionState, read_partitions
 from runtime.errors import CommandError
 
 

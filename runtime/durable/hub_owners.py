@@ -5,7 +5,8 @@ host holds the partitions), so a host says so at start.
 Two signs, both in the hub's leases container: the partition lease blobs name the host
 holding each partition (`Owner`, `<machine>:<port>:<app folder>`), and `taskhub.json`
 records the app that last ran on the hub (`LastUsedBy`, funclocal's own field beside
-DTFx's, which DTFx ignores).
+DTFx's, which DTFx ignores). `read_partitions` reads who holds each partition now, for
+the tools that look (`funclocal taskhub info`, `instances why`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import json
 from dataclasses import dataclass
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
+from runtime.clock import Clock, SystemClock
 from runtime.durable import names as nm
 from runtime.durable.leases import LEASE_TYPE
+from runtime.storage.clients import StorageClients
+from runtime.storage.retries import with_retries
 
 TASKHUB_BLOB = "taskhub.json"  # runtime.durable.taskhub.azure.TASKHUB_BLOB
 LAST_USED_BY = "LastUsedBy"
@@ -102,3 +106,47 @@ async def _swap_last_used(container: ContainerClient, app: str) -> str | None:
 
 
 __all__ = ["HubUse", "app_of", "inspect"]
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """Who holds one partition, as its lease blob says (for tools that look): `leased`
+    when a host holds the lease now; `owner` the owner id its body names (machine, port
+    and app folder, see `Host.owner_id`), kept after a release, so it is the last
+    holder when not leased."""
+
+    partition: int
+    queue: str
+    leased: bool
+    owner: str | None
+
+
+async def read_partitions(storage: StorageClients, hub_name: str, partition_count: int,
+                          *, clock: Clock | None = None) -> list[PartitionState]:
+    """Every partition's lease state, without taking any (one download per partition).
+    A missing blob reads as never held. StorageError when storage does not answer."""
+    clock = clock or SystemClock()
+    names = nm.hub_names(hub_name, partition_count)
+    container = storage.blobs.get_container_client(names.leases_container)
+
+    async def one(partition: int) -> PartitionState:
+        queue = names.control_queues[partition]
+        blob = container.get_blob_client(f"{LEASE_TYPE}/{queue}")
+
+        async def op() -> PartitionState:
+            try:
+                downloaded = await blob.download_blob()
+                body = await downloaded.readall()
+            except ResourceNotFoundError:
+                return PartitionState(partition, queue, False, None)
+            lease = downloaded.properties.lease
+            try:
+                owner = json.loads(body).get("Owner")
+            except (ValueError, AttributeError):
+                owner = None
+            return PartitionState(partition, queue, str(lease.state) == "leased",
+                                  str(owner) if owner else None)
+        return await with_retries(op, what=f"reading the lease of {queue}",
+                                  deadline=clock.monotonic() + 30.0)
+
+    return list(await asyncio.gather(*(one(p) for p in range(partition_count))))

@@ -24,7 +24,7 @@ from runtime.durable import diagnosis
 from runtime.durable.app import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER
 from runtime.durable.engine import entities
 from runtime.durable.history import EventType
-from runtime.durable.leases import PartitionState, read_partitions
+from runtime.durable.hub_owners import PartitionState, read_partitions
 from runtime.durable.replaycheck import RecordedHistory, ReplayChecker
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import InstanceNotFound

@@ -36,17 +36,14 @@ the sentinel-row ETag of every history write, exactly as in DTFx.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
-import os
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from azure.core.exceptions import (
@@ -59,6 +56,7 @@ from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
 from runtime.clock import Clock, SystemClock
 from runtime.durable import names as nm
+from runtime.durable.lease_identity import lease_identity
 from runtime.errors import StorageError
 from runtime.storage.clients import StorageClients
 from runtime.storage.retries import describe_error, with_retries
@@ -425,54 +423,6 @@ class PartitionLeases(Partitions):
         return json.dumps(info).encode("utf-8")
 
 
-def lease_identity(owner_id: str, hub_name: str) -> str:
-    """This process's id in the leases (hex of a UUID): new, or the one of a dead
-    process that ran with the same owner label and hub on this machine (see the module
-    docstring). The record is best effort: without a writable cache, ids are new."""
-    digest = hashlib.sha256(f"{owner_id}|{hub_name}".encode()).hexdigest()[:32]
-    if digest in _IDENTITIES:  # the same host opening the hub again (a reload)
-        return _IDENTITIES[digest]
-    record = _cache_dir() / f"{digest}.json"
-    identity = uuid.uuid4().hex
-    try:
-        previous = json.loads(record.read_text("utf-8"))
-        if not _alive(int(previous["pid"])):
-            identity = uuid.UUID(str(previous["lease"])).hex
-            log.info("Taking over the partition leases of the previous host process "
-                     "(pid %s), which is gone.", previous["pid"])
-        else:
-            log.debug("Lease record %s belongs to live process %s", record, previous["pid"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.debug("No lease record to take over at %s: %r", record, exc)
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"pid": os.getpid(), "lease": identity}), "utf-8")
-    except OSError:
-        pass
-    _IDENTITIES[digest] = identity
-    return identity
-
-
-_IDENTITIES: dict[str, str] = {}  # this process's ids, by owner label and hub
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "funclocal" / "leases"
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _parse_time(text: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text) if text else None
@@ -485,50 +435,5 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
-@dataclass(frozen=True)
-class PartitionState:
-    """Who holds one partition, as its lease blob says (for tools that look): `leased`
-    when a host holds the lease now; `owner` the owner id its body names (machine, port
-    and app folder, see `Host.owner_id`), kept after a release, so it is the last
-    holder when not leased."""
-
-    partition: int
-    queue: str
-    leased: bool
-    owner: str | None
-
-
-async def read_partitions(storage: StorageClients, hub_name: str, partition_count: int,
-                          *, clock: Clock | None = None) -> list[PartitionState]:
-    """Every partition's lease state, without taking any (one download per partition).
-    A missing blob reads as never held. StorageError when storage does not answer."""
-    clock = clock or SystemClock()
-    names = nm.hub_names(hub_name, partition_count)
-    container = storage.blobs.get_container_client(names.leases_container)
-
-    async def one(partition: int) -> PartitionState:
-        queue = names.control_queues[partition]
-        blob = container.get_blob_client(f"{LEASE_TYPE}/{queue}")
-
-        async def op() -> PartitionState:
-            try:
-                downloaded = await blob.download_blob()
-                body = await downloaded.readall()
-            except ResourceNotFoundError:
-                return PartitionState(partition, queue, False, None)
-            lease = downloaded.properties.lease
-            try:
-                owner = json.loads(body).get("Owner")
-            except (ValueError, AttributeError):
-                owner = None
-            return PartitionState(partition, queue, str(lease.state) == "leased",
-                                  str(owner) if owner else None)
-        return await with_retries(op, what=f"reading the lease of {queue}",
-                                  deadline=clock.monotonic() + 30.0)
-
-    return list(await asyncio.gather(*(one(p) for p in range(partition_count))))
-
-
-__all__ = ["LEASE_SECONDS", "AllPartitions", "PartitionLeases", "PartitionState",
-           "Partitions", "Survey", "fair_share", "lease_identity", "read_partitions",
-           "steal_from"]
+__all__ = ["LEASE_SECONDS", "AllPartitions", "PartitionLeases", "Partitions", "Survey",
+           "fair_share", "steal_from"]

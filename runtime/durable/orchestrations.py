@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import random
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from runtime.durable.app import AppFunctions
 from runtime.durable.checkpoint import Checkpoint
 from runtime.durable.inflight import HistoryCache, Pending, Session, WorkerExits, WorkItems
 from runtime.durable.leases import Partitions
+from runtime.durable.poison import LocalResults, quarantine_work_item
 from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 from runtime.errors import (
     CheckpointConflict,
@@ -57,8 +57,6 @@ POISON_ATTEMPTS = 5  # deliveries of a work item that cannot apply before it is 
 # Deliveries of events that wait for a Pending instance's start (backing off up to a
 # minute each) before they are discarded as DTFx discards them.
 START_WAIT_ATTEMPTS = 10
-
-
 RENEW_EVERY = 5.0  # partition leases last 15 s
 
 
@@ -69,13 +67,6 @@ def _list(partitions: Any) -> str:
 class EntityRunner(Protocol):
     async def run(self, instance_id: str, batch: list[Pending]) -> None:
         """Run and commit one batch of operations for an entity."""
-
-
-class LocalResults(Protocol):
-    """Activity results handed over in memory (the activity worker owns their items)."""
-
-    async def report_via_queue(self, pending: Pending) -> bool:
-        """Route a result through its instance's control queue instead."""
 
 
 class OrchestrationWorker:
@@ -340,28 +331,8 @@ class OrchestrationWorker:
             return
         self.poison_logged.discard(instance_id)
         self.cache.drop(instance_id)
-        for pending in batch:
-            try:
-                if pending.local:
-                    await self.results.report_via_queue(pending)
-                else:
-                    self.locks.forget_where(
-                        lambda m, key=pending.key: m.message_id == key)
-                    await self.hub.quarantine(self.locks.current(pending.message), reason)
-            except StorageError as exc:
-                log.warning("Could not move a message of '%s' aside: %s", instance_id, exc)
-        try:
-            now = self.clock.now()
-            await self.hub.merge_instance(instance_id, {
-                "RuntimeStatus": "Failed", "LastUpdatedTime": now,
-                "Output": json.dumps(f"The work item could not be applied after {attempts} "
-                                     f"attempts and was moved to "
-                                     f"{self.hub.names.poison_queue}: {reason}")})
-        except StorageError as exc:
-            log.warning("Could not mark '%s' Failed: %s", instance_id, exc)
-        log.error("Instance '%s' failed: its work item could not be applied after %d "
-                  "attempts (%s); its messages are in %s.", instance_id, attempts, reason,
-                  self.hub.names.poison_queue)
+        await quarantine_work_item(self.hub, self.locks, self.results, self.clock.now(),
+                                   instance_id, batch, attempts, reason)
 
     async def _abandon(self, batch: list[Pending]) -> None:
         for pending in batch:
@@ -526,4 +497,4 @@ class OrchestrationWorker:
                                   self.config.default_version)
 
 
-__all__ = ["CONTROL_LOCK", "LEASE_INTERVAL", "LocalResults", "OrchestrationWorker"]
+__all__ = ["CONTROL_LOCK", "LEASE_INTERVAL", "OrchestrationWorker"]

@@ -265,9 +265,34 @@ def _last_error_line(log_path: Path) -> str:
 # --- what the host calls ----------------------------------------------------------------
 
 
-async def storage_answer(host: str, port: int, timeout: float = 2.0) -> str | None:
+# Azurite's queue service pauses for seconds now and then (its garbage collection, a large
+# queue): a silent port is asked again for this long before it counts as a stranger.
+SILENT_PORT_PATIENCE = 30.0
+
+
+async def storage_answer(host: str, port: int, timeout: float = 5.0,
+                         patience: float = SILENT_PORT_PATIENCE) -> str | None:
     """None when an Azure Storage service (Azurite or another emulator) answers HTTP on
-    host:port; otherwise what answers instead, for the error message."""
+    host:port; otherwise what answers instead, for the error message. A server that accepts
+    the connection but stays silent is asked again (each attempt `timeout` seconds) until
+    `patience` seconds have passed, and said once, since the emulator may only be paused."""
+    deadline = time.monotonic() + patience
+    said = False
+    while True:
+        answer = await _storage_answer_once(host, port, timeout)
+        if answer != _SILENT or time.monotonic() + timeout > deadline:
+            return answer
+        if not said:
+            said = True
+            log.info("The storage emulator on %s:%d accepted a connection but has not "
+                     "answered for %g s; waiting up to %g s (Azurite pauses now and then).",
+                     url_host(host), port, timeout, patience)
+
+
+_SILENT = "a server that does not answer HTTP"
+
+
+async def _storage_answer_once(host: str, port: int, timeout: float) -> str | None:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, asyncio.TimeoutError) as exc:
@@ -278,7 +303,7 @@ async def storage_answer(host: str, port: int, timeout: float = 2.0) -> str | No
         await writer.drain()
         head = await asyncio.wait_for(reader.read(4096), timeout)
     except (OSError, asyncio.TimeoutError):
-        return "a server that does not answer HTTP"
+        return _SILENT
     finally:
         writer.close()
         with contextlib.suppress(OSError):

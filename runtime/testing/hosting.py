@@ -50,7 +50,8 @@ from runtime.testing import shared
 from runtime.testing.observed import ObservedTaskHub
 from runtime.testing.stubs import StubbingInvoker
 from runtime.worker.interpreter import find_app_python
-from runtime.worker.pool import WorkerPool, WorkerSettings, default_worker_count
+from runtime.worker.pool import WorkerPool, default_worker_count
+from runtime.worker.process import WorkerSettings
 
 log = console.get()
 

@@ -25,7 +25,8 @@ from runtime.storage.azurite import ManagedAzurite
 from runtime.storage.azurite_install import find_azurite, not_installed_advice
 from runtime.storage.connection import SERVICES, StorageEndpoints
 from runtime.testing import loop
-from runtime.worker.pool import WorkerPool, WorkerSettings
+from runtime.worker.pool import WorkerPool
+from runtime.worker.process import WorkerSettings
 
 log = console.get("testing")
 

@@ -15,7 +15,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Servic
 from azure.storage.blob.aio import BlobLeaseClient
 from support.azurite import free_ports
 
-from runtime.durable.leases import PartitionLeases, read_partitions
+from runtime.durable.hub_owners import read_partitions
+from runtime.durable.leases import PartitionLeases
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.durable.taskhub.azure import AzureTaskHub
 from runtime.errors import CheckpointConflict, InstanceExists, StorageError

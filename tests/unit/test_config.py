@@ -15,10 +15,10 @@ from runtime.config import (
     load_local_settings,
     parse_host_config,
     parse_local_settings,
-    parse_timespan,
     resolve_setting,
     worker_environment,
 )
+from runtime.config_source import parse_timespan
 from runtime.errors import ConfigError
 
 CPU_DEFAULT = 10 * (os.cpu_count() or 1)

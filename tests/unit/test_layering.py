@@ -16,7 +16,7 @@ LAYERS = {
     # 0: no runtime imports (empty package markers included)
     "errors": 0, "clock": 0, "durable": 0, "http": 0, "worker": 0,
     # 1: values and parsing
-    "config": 1, "app_settings": 1, "options": 1, "functions": 1, "console": 1,
+    "config": 1, "config_source": 1, "app_settings": 1, "options": 1, "functions": 1, "console": 1,
     "durable.history": 1, "durable.names": 1, "durable.tablerows": 1, "durable.urls": 1,
     "http.route_constraints": 1, "http.route_template": 1, "http.routes": 1, "http.auth": 1,
     "http.durable_query": 1,
@@ -36,9 +36,11 @@ LAYERS = {
     "durable.taskhub.envelope": 3, "durable.taskhub.blobs": 3, "durable.taskhub.queues": 3,
     "durable.taskhub.history_table": 3, "durable.taskhub.instances_table": 3,
     "durable.taskhub.azure": 3, "durable.taskhub.memory": 3,
-    "durable.leases": 3, "durable.hub_owners": 3, "durable.inflight": 3, "durable.app": 3,
+    "durable.leases": 3, "durable.lease_identity": 3, "durable.hub_owners": 3,
+    "durable.poison": 4,
+    "durable.inflight": 3, "durable.app": 3,
     "durable.http_activity": 3,
-    "worker.pool": 3, "worker.child": 3, "worker.child.loader": 3,
+    "worker.pool": 3, "worker.process": 3, "worker.child": 3, "worker.child.loader": 3,
     "worker.child.invocation": 3, "worker.child.main": 3, "worker.child.sdk_speedups": 3,
     "worker.child.sessions": 3, "worker.child.orchestrations": 3,
     "worker.child.http_response": 3, "worker.child.tracebacks": 3,
@@ -65,7 +67,8 @@ LAYERS = {
     "__main__": 9, "cli.hubaccess": 9, "cli.render": 9, "cli.instances": 9,
     "cli.taskhub": 9, "cli.replay": 9, "cli.completion": 9,
 }
-PURE = {"config", "app_settings", "options", "functions", "durable.history", "durable.names",
+PURE = {"config", "config_source", "app_settings", "options", "functions", "durable.history",
+        "durable.names",
         "durable.tablerows", "durable.urls", "http.routes", "http.route_template",
         "http.route_constraints", "http.auth", "http.durable_query", "storage.connection",
         "durable.diagnosis", *(name for name in LAYERS if name.startswith("durable.engine"))}

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.durable import leases
-from runtime.durable.leases import Survey, fair_share, lease_identity, steal_from
+from runtime.durable import lease_identity as lease_identity_module
+from runtime.durable.lease_identity import lease_identity
+from runtime.durable.leases import Survey, fair_share, steal_from
 
 
 @pytest.mark.parametrize(("partitions", "hosts", "share"), [
@@ -42,10 +43,10 @@ def test_a_restarted_host_takes_over_its_dead_predecessors_lease_id(
     first = lease_identity("machine:7071:/app", "Hub")
     # The same process opening the hub again keeps its id.
     assert lease_identity("machine:7071:/app", "Hub") == first
-    leases._IDENTITIES.clear()  # as if another process, alive, had the same label
+    lease_identity_module._IDENTITIES.clear()  # as if another process, alive, had the same label
     second = lease_identity("machine:7071:/app", "Hub")
     assert first != second
-    leases._IDENTITIES.clear()
+    lease_identity_module._IDENTITIES.clear()
     # A dead process's record is taken over.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -55,4 +56,4 @@ def test_a_restarted_host_takes_over_its_dead_predecessors_lease_id(
     records[0].write_text(json.dumps({"pid": dead.pid, "lease": lease}))
     assert lease_identity("machine:7071:/app", "Hub") == lease
     assert lease_identity("machine:7071:/app", "OtherHub") != lease
-    leases._IDENTITIES.clear()
+    lease_identity_module._IDENTITIES.clear()

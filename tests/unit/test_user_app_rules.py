@@ -203,7 +203,7 @@ def test_host_json_logging_is_read_and_checked() -> None:
 def test_a_missing_module_names_the_interpreter_the_package_and_the_install(
         tmp_path: Path) -> None:
     from runtime.worker.interpreter import AppPython
-    from runtime.worker.pool import WorkerProcess, WorkerSettings
+    from runtime.worker.process import WorkerProcess, WorkerSettings
 
     python = AppPython("/app/.venv/bin/python", "the script root's .venv")
     worker = WorkerProcess(tmp_path, {}, WorkerSettings(python=python))

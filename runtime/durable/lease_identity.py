@@ -1,0 +1,68 @@
+"""The id a host process uses in the partition leases (leases.py).
+
+Lease ids are random per process, so two processes never hold one lease. The exception is
+a host restarted after a crash on the same machine, app and port: it takes over the lease
+id of its dead predecessor, recorded in the user's cache directory
+(`~/.cache/funclocal/leases/<hash>.json` with the predecessor's pid), so it gets its
+partitions back at once instead of after the leases expire (15 s). A record whose process is
+alive is never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+
+log = logging.getLogger("runtime.durable.leases")
+
+
+def lease_identity(owner_id: str, hub_name: str) -> str:
+    """This process's id in the leases (hex of a UUID): new, or the one of a dead
+    process that ran with the same owner label and hub on this machine (see the module
+    docstring). The record is best effort: without a writable cache, ids are new."""
+    digest = hashlib.sha256(f"{owner_id}|{hub_name}".encode()).hexdigest()[:32]
+    if digest in _IDENTITIES:  # the same host opening the hub again (a reload)
+        return _IDENTITIES[digest]
+    record = _cache_dir() / f"{digest}.json"
+    identity = uuid.uuid4().hex
+    try:
+        previous = json.loads(record.read_text("utf-8"))
+        if not _alive(int(previous["pid"])):
+            identity = uuid.UUID(str(previous["lease"])).hex
+            log.info("Taking over the partition leases of the previous host process "
+                     "(pid %s), which is gone.", previous["pid"])
+        else:
+            log.debug("Lease record %s belongs to live process %s", record, previous["pid"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.debug("No lease record to take over at %s: %r", record, exc)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"pid": os.getpid(), "lease": identity}), "utf-8")
+    except OSError:
+        pass
+    _IDENTITIES[digest] = identity
+    return identity
+
+
+_IDENTITIES: dict[str, str] = {}  # this process's ids, by owner label and hub
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "funclocal" / "leases"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
