@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from support.azurite import running_azurite, unique_hub_name
+from support.fault_figures import PROPERTY, Figures
 
 from runtime.storage.connection import StorageEndpoints
 
@@ -73,3 +75,41 @@ def funclocal_azurite(azurite: StorageEndpoints) -> StorageEndpoints:
     Azurite rather than starting their own (the plugin's own start is tested through
     pytester in tests/integration/test_testing_plugin.py)."""
     return azurite
+
+
+# --- the fault suite's totals (tests/faults/) -----------------------------------------------
+# Here, not in tests/faults/conftest.py: under pytest-xdist the controller, which prints the
+# summary, loads only this conftest.
+
+_FAULT_TOTALS = pytest.StashKey[Figures]()
+_config: pytest.Config | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _config
+    _config = config
+    config.stash[_FAULT_TOTALS] = Figures()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Called in each xdist worker and again in the controller: only the process that
+    # prints the summary counts, and a test's figures arrive with its teardown report.
+    if report.when != "teardown" or _config is None or _is_xdist_worker(_config):
+        return
+    for name, value in report.user_properties:
+        if name == PROPERTY:
+            _config.stash[_FAULT_TOTALS].add(Figures.from_json(str(value)))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    totals = config.stash.get(_FAULT_TOTALS, None)
+    if totals is None or not (totals.runs or totals.partitions_per_host):
+        return
+    terminalreporter.section("fault suite")
+    for line in totals.lines():
+        terminalreporter.write_line(line)
+    target = os.environ.get("FUNCLOCAL_FAULT_REPORT")
+    if target:
+        with open(target, "w", encoding="utf-8") as out:
+            out.write(totals.to_json())
