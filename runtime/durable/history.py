@@ -103,7 +103,7 @@ def readable_time(value: Any) -> str:
         try:
             value = parse_timestamp(value)
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
         return str(moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"))
