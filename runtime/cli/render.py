@@ -49,17 +49,7 @@ def shown(value: Any) -> str:
 
 def when(value: Any) -> str:
     """A time as `2026-05-01 12:00:00Z` (the input may be text or a datetime)."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        try:
-            value = history.parse_timestamp(value)
-        except ValueError:
-            return str(value)
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        return str(moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"))
-    return str(value)
+    return history.readable_time(value)
 
 
 def precise(value: Any) -> str:

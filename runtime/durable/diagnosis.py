@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from runtime.durable import history
@@ -197,7 +197,7 @@ def _suspended(facts: Facts) -> Reason:
     since = (marker or {}).get("Timestamp")
     text = "It is suspended"
     if since:
-        text += f" since {_time(since)}"
+        text += f" since {history.readable_time(since)}"
     if reason:
         text += f" (reason: {reason})"
     text += ": events and results that arrive wait in its history until it is resumed."
@@ -208,7 +208,8 @@ def _pending(facts: Facts) -> Reason:
     start = next((m for m in facts.queued
                   if history.event_type(m.event) == EventType.ExecutionStarted), None)
     if start is not None:
-        where = (f"its start message waits in {start.queue} since {_time(start.inserted_on)}"
+        since = history.readable_time(start.inserted_on)
+        where = (f"its start message waits in {start.queue} since {since}"
                  f" (delivered {start.dequeue_count} time{_s(start.dequeue_count)})")
         text = f"It has not started: {where}."
         return Reason("pending", text, None)
@@ -259,7 +260,7 @@ def _waiting(facts: Facts) -> list[Reason]:
 def _activity(facts: Facts, event: Mapping[str, Any], task_id: int) -> Reason:
     name = event.get("Name")
     scheduled = event.get("Timestamp")
-    text = f"It waits for the activity '{name}' (scheduled {_time(scheduled)})"
+    text = f"It waits for the activity '{name}' (scheduled {history.readable_time(scheduled)})"
     item = next((m for m in facts.work_items
                  if int(m.event.get("EventId", -2)) == task_id), None)
     result = next((m for m in facts.queued if history.event_type(m.event) in (
@@ -293,9 +294,9 @@ def _timer(facts: Facts, event: Mapping[str, Any]) -> Reason:
     if due is None:
         return Reason("timer", "It waits for a durable timer.", None)
     if due > facts.now:
-        return Reason("timer", f"It waits for a durable timer due at {_time(due)} "
+        return Reason("timer", f"It waits for a durable timer due at {history.readable_time(due)} "
                                f"(in {_span((due - facts.now).total_seconds())}).", None)
-    text = f"It waits for a durable timer that was due at {_time(due)}"
+    text = f"It waits for a durable timer that was due at {history.readable_time(due)}"
     if facts.holder is None:
         return Reason("timer", text + "; it fires once a host runs.",
                       "Start the app: funclocal start")
@@ -326,7 +327,7 @@ def _messages(facts: Facts, queued: list[QueuedMessage]) -> Reason:
     more = f" and {len(queued) - 5} more" if len(queued) > 5 else ""
     oldest = min(m.inserted_on for m in queued)
     text = (f"{len(queued)} message{_s(len(queued))} for it wait in {facts.control_queue} "
-            f"({shown}{more}; the oldest since {_time(oldest)}).")
+            f"({shown}{more}; the oldest since {history.readable_time(oldest)}).")
     return Reason("messages", text, None)
 
 
@@ -349,19 +350,6 @@ def _message_name(event: Mapping[str, Any]) -> str:
     kind = history.event_type(event)
     name = event.get("Name")
     return f"{kind.name} '{name}'" if name else kind.name
-
-
-def _time(value: Any) -> str:
-    """A time as people read it: `2026-05-01 12:00:00Z`."""
-    if isinstance(value, str):
-        try:
-            value = history.parse_timestamp(value)
-        except ValueError:
-            return str(value)
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        return str(moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"))
-    return str(value)
 
 
 def _span(seconds: float) -> str:

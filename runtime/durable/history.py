@@ -93,6 +93,23 @@ def parse_timestamp(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def readable_time(value: Any) -> str:
+    """A time as people read it: `2026-05-01 12:00:00Z`, from a datetime (naive means UTC)
+    or history text; "" for None or "", other values (text that is not a time) as they
+    are. Used by the console, `instances why` and the CLI's tables."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = parse_timestamp(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return str(moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"))
+    return str(value)
+
+
 # --- constructors ---------------------------------------------------------------------
 
 

@@ -17,6 +17,8 @@ import os
 import uuid
 from pathlib import Path
 
+from runtime.storage.app_azurite import pid_alive
+
 log = logging.getLogger("runtime.durable.leases")
 
 
@@ -31,7 +33,8 @@ def lease_identity(owner_id: str, hub_name: str) -> str:
     identity = uuid.uuid4().hex
     try:
         previous = json.loads(record.read_text("utf-8"))
-        if not _alive(int(previous["pid"])):
+        pid = int(previous["pid"])
+        if pid != os.getpid() and not pid_alive(pid):
             identity = uuid.UUID(str(previous["lease"])).hex
             log.info("Taking over the partition leases of the previous host process "
                      "(pid %s), which is gone.", previous["pid"])
@@ -54,15 +57,3 @@ _IDENTITIES: dict[str, str] = {}  # this process's ids, by owner label and hub
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "funclocal" / "leases"
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

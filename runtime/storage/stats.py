@@ -76,12 +76,7 @@ class _RequestCounter:
         self.used = True
 
         def key(url: Any, method: str) -> str:
-            origin = f"{url.scheme}://{url.host}:{url.port}".lower()
-            service, base = services.get(origin, ("storage", ""))
-            path = url.raw_path
-            if base and path.startswith(base):
-                path = path[len(base):]
-            return request_operation(service, method, path, url.raw_query_string)
+            return _operation(services, url, method)
 
         async def on_end(_session: aiohttp.ClientSession, _ctx: SimpleNamespace,
                          params: aiohttp.TraceRequestEndParams) -> None:
@@ -115,18 +110,23 @@ def services_by_origin(table_url: str, queue_url: str,
 _COUNTER = _RequestCounter()
 
 
+def _operation(services: dict[str, tuple[str, str]], url: Any, method: str) -> str:
+    """A request's operation name (`request_operation`) from its aiohttp URL."""
+    origin = f"{url.scheme}://{url.host}:{url.port}".lower()
+    service, base = services.get(origin, ("storage", ""))
+    path = url.raw_path
+    if base and path.startswith(base):
+        path = path[len(base):]
+    return request_operation(service, method, path, url.raw_query_string)
+
+
 def logging_trace_config(services: dict[str, tuple[str, str]],
                          logger: logging.Logger) -> aiohttp.TraceConfig:
     """Logs every request at DEBUG with its status and duration (`--verbose`):
     `Storage request queue:GET hub-control-* messages: 200 in 3.1 ms`."""
 
     def key(url: Any, method: str) -> str:
-        origin = f"{url.scheme}://{url.host}:{url.port}".lower()
-        service, base = services.get(origin, ("storage", ""))
-        path = url.raw_path
-        if base and path.startswith(base):
-            path = path[len(base):]
-        return request_operation(service, method, path, url.raw_query_string)
+        return _operation(services, url, method)
 
     async def on_start(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
                        _params: aiohttp.TraceRequestStartParams) -> None:
