@@ -23,7 +23,7 @@ from runtime.durable.checkpoint import Checkpoint, CommitObserver
 from runtime.durable.entities import EntityWorker
 from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending
 from runtime.durable.leases import Partitions
-from runtime.durable.orchestrations import CONTROL_LOCK, OrchestrationWorker
+from runtime.durable.orchestrations import OrchestrationWorker, control_lock
 from runtime.durable.taskhub import QueueMessage, TaskHub
 from runtime.errors import HostError, StorageError
 from runtime.functions import FunctionIndex
@@ -60,7 +60,7 @@ class Dispatcher:
                                                   self.activities, self._spawn)
         self.orchestrations.entities = EntityWorker(
             hub, config, self.app, self.clock, self.cache, self.checkpoint,
-            lock_seconds=min(CONTROL_LOCK, config.control_queue_visibility_timeout))
+            lock_seconds=control_lock(config))
         self.activities.sink = self.orchestrations
         self.running = False
 

@@ -38,6 +38,7 @@ from runtime.durable.taskhub import HistorySnapshot, TaskHub
 from runtime.errors import (
     FunctionInvocationError,
     InvocationTimeout,
+    WorkerDied,
     WorkerError,
 )
 
@@ -52,6 +53,9 @@ class _Outcome:
     exists: bool
     state: str | None
     results: list[rules.OperationResult]
+    # Set when the invocation failed for good because it kept making its worker exit
+    # (WorkerExits' verdict): its operations are then tried one at a time, each alone.
+    crashed: bool = False
 
 
 def _error_text(result: str | None) -> str:
@@ -146,21 +150,28 @@ class EntityWorker:
             before = rules.SchedulerState(exists, current)
             outcome = await self._invoke(spec.name, spec.trigger.get("name", "context"),
                                          name, key, before, chunk)
-            if not isinstance(outcome, _Outcome) or any(r.is_error for r in outcome.results):
-                # Roll each failing operation back alone: one operation at a time.
+            if isinstance(outcome, _Outcome) and outcome.crashed and len(chunk) == 1:
+                pass  # the operation that kills its worker, found: it fails
+            elif not isinstance(outcome, _Outcome) or any(r.is_error for r in outcome.results):
+                # Roll each failing operation back alone: one operation at a time. After a
+                # crash verdict each runs alone in its worker, so the one that kills it is
+                # the one that fails (the others are applied).
+                crashed = isinstance(outcome, _Outcome) and outcome.crashed
                 outcome = await self._one_by_one(spec.name, spec.trigger.get("name", "context"),
-                                                 name, key, before, chunk)
+                                                 name, key, before, chunk, crashed=crashed)
             exists, current = outcome.exists, outcome.state
             results.extend(outcome.results)
         return _Outcome(exists, current, results)
 
     async def _one_by_one(self, function: str, trigger: object, name: str, key: str,
-                          state: rules.SchedulerState, requests: list[rules.Request]) -> _Outcome:
+                          state: rules.SchedulerState, requests: list[rules.Request], *,
+                          crashed: bool = False) -> _Outcome:
         exists, current = state.exists, state.state
         results: list[rules.OperationResult] = []
         for request in requests:
             before = rules.SchedulerState(exists, current)
-            outcome = await self._invoke(function, trigger, name, key, before, [request])
+            outcome = await self._invoke(function, trigger, name, key, before, [request],
+                                         culprit=crashed)
             if not isinstance(outcome, _Outcome):
                 results.append(outcome)  # the invocation failed: this operation did
                 continue
@@ -171,11 +182,13 @@ class EntityWorker:
         return _Outcome(exists, current, results)
 
     async def _invoke(self, function: str, trigger: object, name: str, key: str,
-                      state: rules.SchedulerState,
-                      requests: list[rules.Request]) -> _Outcome | rules.OperationResult:
+                      state: rules.SchedulerState, requests: list[rules.Request], *,
+                      culprit: bool = False) -> _Outcome | rules.OperationResult:
         """One invocation of the entity function, or the failure of the invocation as a
         whole (an error result). A timeout fails every operation with the host's message
-        and keeps the state (TaskEntityShim)."""
+        and keeps the state (TaskEntityShim). With `culprit` (a batch that kept making its
+        worker exit is being retried one operation at a time), the invocation runs alone
+        and an exit of its worker fails this operation at once."""
         assert self.app.invoker is not None
         context = rules.batch_context(name, key, state, requests)
         instance_id = rules.scheduler_id(name, key)
@@ -183,13 +196,20 @@ class EntityWorker:
             value = await self.app.invoker.invoke(function, {str(trigger): context},
                                                   timeout=self.app.function_timeout,
                                                   affinity=instance_id,
-                                                  exclusive=self.exits.alone(instance_id))
+                                                  exclusive=culprit or self.exits.alone(
+                                                      instance_id))
         except FunctionInvocationError as exc:
             return rules.OperationResult(json.dumps(f"{exc.exc_type}: {exc.exc_message}"), True)
         except InvocationTimeout as exc:
             failed = rules.OperationResult(str(exc), True)
             return _Outcome(state.exists, state.state, [failed] * len(requests))
         except WorkerError as exc:
+            if culprit and isinstance(exc, WorkerDied) and exc.alone:
+                failed = rules.OperationResult(json.dumps(
+                    f"{exc} The operation '{requests[0].operation}' made its worker "
+                    "process exit while running alone in it, after its batch had done so "
+                    f"{self.exits.limit} times, so it is not run again."), True)
+                return _Outcome(state.exists, state.state, [failed], crashed=True)
             # The work item is given back and runs again alone, unless it is the batch's
             # own fault for the last time (WorkerExits).
             charged = self.exits.interrupted(instance_id, exc)
@@ -197,7 +217,8 @@ class EntityWorker:
                 raise
             failed = rules.OperationResult(json.dumps(
                 f"{exc} {WorkerExits.verdict(charged, 'The entity')}"), True)
-            return _Outcome(state.exists, state.state, [failed] * len(requests))
+            return _Outcome(state.exists, state.state, [failed] * len(requests),
+                            crashed=True)
         self.exits.done(instance_id)
         try:
             exists, current, results = rules.read_result(str(value.get("text")), len(requests))

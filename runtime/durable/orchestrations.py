@@ -18,7 +18,7 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from runtime import console
 from runtime.clock import Clock
@@ -27,6 +27,7 @@ from runtime.durable import engine
 from runtime.durable.activities import abandon_delay
 from runtime.durable.app import AppFunctions
 from runtime.durable.checkpoint import Checkpoint
+from runtime.durable.entities import EntityWorker
 from runtime.durable.inflight import HistoryCache, Pending, Session, WorkerExits, WorkItems
 from runtime.durable.leases import Partitions
 from runtime.durable.poison import LocalResults, quarantine_work_item
@@ -47,9 +48,9 @@ log = console.get("durable")
 LEASE_INTERVAL = 2.5  # a survey of the partition leases (one request), renewals as due
 MIN_POLL = 0.05
 MAX_IDLE_POLL = 1.0  # locally, a second is the most a new message waits for a poll
-# Control messages are locked for 15 s and the lock is renewed while this host holds them,
-# so a crashed host's messages come back within about one lease period, when its
-# partitions are taken over; one delivered twice is a duplicate the engine drops.
+# Control messages are locked for 15 s (or controlQueueVisibilityTimeout, at least two
+# lease intervals, as renewals run on that loop) and renewed while held, so a crashed
+# host's messages come back when its partitions are taken over.
 CONTROL_LOCK = 15.0
 DRAIN_SECONDS = 10.0  # how long a partition handed over lets its episodes finish
 MAX_ORCHESTRATOR_CRASHES = 3
@@ -60,13 +61,13 @@ START_WAIT_ATTEMPTS = 10
 RENEW_EVERY = 5.0  # partition leases last 15 s
 
 
+def control_lock(config: DurableTaskConfig) -> float:
+    """Seconds a control message is locked for (see CONTROL_LOCK)."""
+    return max(min(CONTROL_LOCK, config.control_queue_visibility_timeout), 2 * LEASE_INTERVAL)
+
+
 def _list(partitions: Any) -> str:
     return ", ".join(str(p) for p in sorted(partitions))
-
-
-class EntityRunner(Protocol):
-    async def run(self, instance_id: str, batch: list[Pending]) -> None:
-        """Run and commit one batch of operations for an entity."""
 
 
 class OrchestrationWorker:
@@ -90,14 +91,13 @@ class OrchestrationWorker:
         self.poison_logged: set[str] = set()  # instances whose work item cannot apply
         # instance id -> the frames of user code behind its orchestrator's last error
         self.failure_details: dict[str, str] = {}
-        self.entities: EntityRunner | None = None  # runs the sessions of `@name@key` ids
+        self.entities: EntityWorker | None = None  # runs the sessions of `@name@key` ids
         self.wake = [asyncio.Event() for _ in range(hub.partition_count)]
         self.partition_tasks: dict[int, asyncio.Task[None]] = {}
         self.draining: set[int] = set()  # partitions being handed over to another host
         self.renewed_at = clock.monotonic()
         # Control messages held (buffered or in an episode), their locks renewed.
-        self.locks = WorkItems(
-            hub, min(CONTROL_LOCK, config.control_queue_visibility_timeout), clock)
+        self.locks = WorkItems(hub, control_lock(config), clock)
         checkpoint.locks = self.locks
         checkpoint.timer_due = self.timer_due
         self.active = False
@@ -201,11 +201,10 @@ class OrchestrationWorker:
                     s.active and self.hub.partition_of(s.instance_id) == partition
                     for s in self.sessions.values()):
                 await self.clock.sleep(0.05)
-            left = [p for s in list(self.sessions.values())
-                    if self.hub.partition_of(s.instance_id) == partition
-                    for p in (*s.active, *s.buffer.values())]
-            for session in [s for s in self.sessions.values()
-                            if self.hub.partition_of(s.instance_id) == partition]:
+            mine = [s for s in self.sessions.values()
+                    if self.hub.partition_of(s.instance_id) == partition]
+            left = [p for s in mine for p in (*s.active, *s.buffer.values())]
+            for session in mine:
                 session.buffer.clear()
             await self._abandon_now([p for p in left if not p.local])
             await asyncio.gather(*(self.results.report_via_queue(p)
@@ -278,8 +277,9 @@ class OrchestrationWorker:
                         log.warning("%s The work item is abandoned and will be retried.", exc)
                         await self._give_back(session.instance_id, batch)
                     except (StorageError, WorkerError) as exc:
-                        log.warning("Orchestration '%s' work item failed (%s); it will be "
-                                    "retried.", session.instance_id, exc)
+                        log.warning("%s '%s' work item failed (%s); it will be retried.",
+                                    "Entity" if engine.entities.is_entity(session.instance_id)
+                                    else "Orchestration", session.instance_id, exc)
                         await self._give_back(session.instance_id, batch)
                     except VersionRejected as exc:
                         if session.instance_id not in self.rejected:
@@ -497,4 +497,4 @@ class OrchestrationWorker:
                                   self.config.default_version)
 
 
-__all__ = ["CONTROL_LOCK", "LEASE_INTERVAL", "OrchestrationWorker"]
+__all__ = ["CONTROL_LOCK", "LEASE_INTERVAL", "OrchestrationWorker", "control_lock"]

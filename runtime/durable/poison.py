@@ -38,8 +38,10 @@ async def quarantine_work_item(hub: TaskHub, locks: WorkItems, results: LocalRes
             if pending.local:
                 await results.report_via_queue(pending)
             else:
+                # The latest receipt first: forgetting the lock drops it with the entry.
+                current = locks.current(pending.message)
                 locks.forget_where(lambda m, key=pending.key: m.message_id == key)
-                await hub.quarantine(locks.current(pending.message), reason)
+                await hub.quarantine(current, reason)
         except StorageError as exc:
             log.warning("Could not move a message of '%s' aside: %s", instance_id, exc)
     try:

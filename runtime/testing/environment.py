@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from runtime.clock import VirtualClock
+from runtime.durable.history import OrchestrationStatus
 from runtime.errors import HarnessError
 from runtime.http.durable_api import status_payload
 from runtime.testing import control, loop, sdk
@@ -31,9 +32,17 @@ START_TIMEOUT = 120.0  # a cold start: Azurite and a worker process
 
 
 def _status_names(status: Any) -> frozenset[str]:
+    """The runtime status names asked for; HarnessError for a name no instance can have
+    (a typo would otherwise wait out its whole timeout)."""
     items = [status] if isinstance(status, str) or not isinstance(status, Iterable) \
         else list(status)
-    return frozenset(str(getattr(s, "value", s)) for s in items)
+    names = frozenset(str(getattr(s, "value", s)) for s in items)
+    known = {s.name for s in OrchestrationStatus}
+    unknown = sorted(names - known)
+    if unknown or not names:
+        raise HarnessError(f"Not a runtime status: {', '.join(unknown) or 'none given'}; "
+                           f"one of {', '.join(sorted(known))}.")
+    return names
 
 
 class DurableEnvironment:

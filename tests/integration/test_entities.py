@@ -103,6 +103,47 @@ def test_the_entity_http_api(host: HostProcess) -> None:
         time.sleep(0.05)
 
 
+def test_an_operation_that_kills_its_worker_fails_and_the_others_apply(
+        azurite: StorageEndpoints) -> None:
+    """README: "A crashing function fails itself, not its neighbours", for an entity: an
+    operation that exits its worker is charged three exits, then its batch runs one
+    operation at a time, each alone; the one that exits fails, the others apply, and it is
+    not run again. The state is read through the management API (host side): an HTTP
+    function running in a worker the entity kills fails with it."""
+    host = entity_host(azurite, unique_hub_name("entity-exit"))
+
+    def wait_for(condition: Any, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"{what}:\n{host.log_text()[-4000:]}"
+            time.sleep(0.1)
+
+    def state() -> Any:
+        response = api(host, "GET", "/entities/counter/crash")
+        return response.json() if response.status == 200 else None
+
+    verdict = ("Entity '@counter@crash': operation 'exit' failed and was rolled back: The "
+               "worker process")
+    try:
+        assert api(host, "POST", "/entities/counter/crash?op=add", '"2"', JSON).status == 202
+        wait_for(lambda: state() == 2, "the first add")
+        for op, body in (("exit", ""), ("add", '"3"'), ("exit", ""), ("add", '"4"')):
+            assert api(host, "POST", f"/entities/counter/crash?op={op}", body,
+                       JSON).status == 202
+        wait_for(lambda: state() == 9 and host.log_text().count(verdict) == 2,
+                 "both adds applied and both exits failed")
+        log = host.log_text()
+        assert "made its worker process exit while running alone in it" in log
+        exits = log.count("exited unexpectedly")
+        # Nothing runs the failed operations again; the entity keeps taking operations.
+        assert api(host, "POST", "/entities/counter/crash?op=add", '"1"', JSON).status == 202
+        wait_for(lambda: state() == 10, "the last add")
+        assert host.log_text().count("exited unexpectedly") == exits, log[-4000:]
+        assert host.log_text().count(verdict) == 2
+    finally:
+        host.stop()
+
+
 @pytest.mark.parametrize(("path", "message"), [
     ("/entities/nobody/k?op=add",
      "The function 'nobody' doesn't exist, is disabled, or is not an entity function. "

@@ -303,3 +303,14 @@ def test_worker_exits_are_charged_only_to_what_ran_alone() -> None:
     assert WorkerExits.verdict(3, "It") == (
         "It made its worker process exit 3 times, each time running alone in it, so it "
         "is not run again.")
+
+
+@pytest.mark.parametrize(("configured", "lock"), [(300.0, 15.0), (10.0, 10.0), (1.0, 5.0)])
+def test_the_control_message_lock_is_short_but_renewable(configured: float,
+                                                         lock: float) -> None:
+    """Locks are renewed on the 2.5 s lease loop: a lock shorter than two of its turns
+    would run out before its renewal (host.json controlQueueVisibilityTimeout)."""
+    from runtime.config import DurableTaskConfig
+    from runtime.durable.orchestrations import control_lock
+
+    assert control_lock(DurableTaskConfig(control_queue_visibility_timeout=configured)) == lock

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from runtime.durable import history
-from runtime.errors import AzuriteError
+from runtime.errors import AzuriteError, HarnessError
 from runtime.storage import azurite_install
 from runtime.testing import EventType, HistoryEvent, format_history
+from runtime.testing.environment import _status_names
 from runtime.testing.history import pending_timers, typed
 from runtime.testing.hosting import unique_hub_name
 from runtime.testing.shared import locate_azurite
@@ -116,3 +117,13 @@ def test_a_stub_takes_one_answer_at_most() -> None:
     with pytest.raises(ValueError, match="one of result=, raises= or call=, not 2"):
         ActivityStub("a", "a", result=1, raises=KeyError("k"))
     assert ActivityStub("a", "a").inputs == []
+
+
+def test_wait_for_status_takes_status_names_and_refuses_a_typo() -> None:
+    import azure.durable_functions as df
+
+    assert _status_names("Running") == {"Running"}
+    assert _status_names(df.OrchestrationRuntimeStatus.Completed) == {"Completed"}
+    assert _status_names(["Failed", "Terminated"]) == {"Failed", "Terminated"}
+    with pytest.raises(HarnessError, match="Not a runtime status: Runing; one of Canceled"):
+        _status_names("Runing")

@@ -3,6 +3,7 @@ driven over HTTP (the SDK client's signal_entity/read_entity_state and the manag
 API) by tests/integration/test_entities.py."""
 
 import json
+import os
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -23,6 +24,8 @@ def counter(context: df.DurableEntityContext):
     elif operation == "fail":
         context.set_state(-1)
         raise ValueError(f"no, not at {current}")
+    elif operation == "exit":  # kills the worker process running it
+        os._exit(1)
 
 
 @app.entity_trigger(context_name="context")
