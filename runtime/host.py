@@ -22,7 +22,7 @@ from runtime.reload import Reloader
 from runtime.versions import AppVersion, LoadedConfig, Versions
 from runtime.watch import WatchPlan
 from runtime.worker.debug_proxy import DebugProxy
-from runtime.worker.interpreter import AppPython, find_app_python
+from runtime.worker.interpreter import AppPython, find_app_python, shadowed_by_funclocal
 from runtime.worker.pool import WorkerPool
 from runtime.worker.process import WorkerSettings
 
@@ -69,6 +69,12 @@ class Host:
         nothing is left running then."""
         self.state = "Starting"
         log.info("Workers run on %s.", self.python.describe())
+        shadowed = shadowed_by_funclocal(self.script_root)
+        if shadowed is not None:
+            log.warning("The app has a module of its own named 'runtime' (%s), and "
+                        "funclocal's worker code is the package 'runtime': the app's "
+                        "`import runtime` gets funclocal's. Rename the app's module.",
+                        shadowed)
         try:
             # Config first, then the port: a taken port fails before any worker starts,
             # and partition leases are labelled with the port actually served.

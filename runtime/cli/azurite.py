@@ -33,7 +33,8 @@ def add_parser(commands: Any) -> None:
         "status", help="whether the app's Azurite (started by funclocal) runs",
         description="The Azurite funclocal started for the app: its processes, ports and "
         "data folder. It keeps running after `funclocal start` exits, so that no crash of "
-        "the host loses its data; the next start reuses it.")
+        "the host loses its data; the next start reuses it. Exit status 0 when it runs, 3 "
+        "when it does not.")
     _common(status)
     status.set_defaults(run=run_status)
     stop = actions.add_parser(
@@ -76,7 +77,7 @@ async def run_status(args: argparse.Namespace) -> int:
     if state is None or not alive:
         _emit(args, {"running": False, "data": str(data_dir)},
               f"No Azurite started by funclocal runs for {args.script_root.resolve()}.")
-        return 0
+        return 3  # as `systemctl status` of a unit that is not running: scripts can test it
     _emit(args, {"running": True, "pids": alive, "ports": state.ports, "host": state.host,
                  "data": state.data_dir, "started": state.started},
           f"Azurite runs for {args.script_root.resolve()}: "

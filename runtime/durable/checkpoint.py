@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from runtime import console
 from runtime.clock import Clock
 from runtime.durable import engine
+from runtime.durable.history import EventType
 from runtime.durable.inflight import HistoryCache, OrderedWrites, Pending, WorkItems
 from runtime.durable.taskhub import HistorySnapshot, QueueMessage, TaskHub
 
@@ -114,9 +115,11 @@ class Checkpoint:
         if result.runtime_status == "Failed":
             log.error("%s", failure_line(episode.orchestrator_name, instance_id,
                                          result.output_text, details))
-        elif result.runtime_status != "Running":
-            log.info("Orchestration '%s' (%s) %s.", episode.orchestrator_name, instance_id,
-                     result.runtime_status.lower())
+        else:
+            change = _status_change(episode, result.runtime_status)
+            if change is not None:
+                log.info("Orchestration '%s' (%s) %s.", episode.orchestrator_name,
+                         instance_id, change)
 
     async def _send(self, instance_id: str, execution_id: str,
                     message: engine.OutgoingMessage, episode: int) -> None:
@@ -152,5 +155,20 @@ def failure_line(name: str, instance_id: str, output_text: str | None,
     line = f"Orchestration '{name}' ({instance_id}) failed: {reason}"
     return f"{line}\n{details.rstrip()}" if details and details.strip() else line
 
+
+
+
+def _status_change(episode: engine.Episode, status: str) -> str | None:
+    """What the console says of an episode that did not fail: the end of the execution
+    (completed, terminated, continued as new), and a suspension or a resumption when the
+    episode holds its event, once: an event that arrives while suspended, or the episode
+    of an instance that runs on, says nothing."""
+    def received(kind: EventType) -> bool:
+        return any(e.get("EventType") == kind for e in episode.new_events)
+    if status == "Suspended":
+        return "suspended" if received(EventType.ExecutionSuspended) else None
+    if status == "Running":
+        return "resumed" if received(EventType.ExecutionResumed) else None
+    return status.lower()
 
 __all__ = ["ActivityPort", "Checkpoint", "CommitObserver", "failure_line"]

@@ -56,7 +56,7 @@ from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
 from runtime.clock import Clock, SystemClock
 from runtime.durable import names as nm
-from runtime.durable.lease_identity import lease_identity
+from runtime.durable.lease_identity import forget_lease_identity, lease_identity
 from runtime.errors import StorageError
 from runtime.storage.clients import StorageClients
 from runtime.storage.retries import describe_error, with_retries
@@ -183,6 +183,7 @@ class PartitionLeases(Partitions):
         self.clock = clock or SystemClock()
         self.names = nm.hub_names(hub_name, partition_count)
         self.owner_id = owner_id
+        self.hub_name = hub_name
         self.process_id = lease_identity(owner_id, hub_name)  # also its lease id
         self.lease_seconds = lease_seconds
         self._container = storage.blobs.get_container_client(self.names.leases_container)
@@ -314,6 +315,7 @@ class PartitionLeases(Partitions):
         held = list(self._held.items())
         self._held.clear()
         await asyncio.gather(*(self._release(p, h) for p, h in held))
+        forget_lease_identity(self.owner_id, self.hub_name)
 
     # --- one partition -----------------------------------------------------------------
 

@@ -102,6 +102,16 @@ def find_app_python(script_root: Path, explicit: str | None,
     return AppPython(os.path.abspath(sys.executable), OWN)
 
 
+def shadowed_by_funclocal(script_root: Path) -> str | None:
+    """The app's own module named `runtime` (`runtime.py` or a `runtime/` folder), if it
+    has one: workers import funclocal's package under that name before the app, so the
+    app's `import runtime` would get funclocal's instead. The host warns at start."""
+    for candidate in (script_root / "runtime.py", script_root / "runtime"):
+        if candidate.is_file() or (candidate.is_dir() and any(candidate.glob("*.py"))):
+            return candidate.name
+    return None
+
+
 def worker_environment(env: Mapping[str, str], python: AppPython) -> dict[str, str]:
     """The worker's environment on `python`: the active virtual environment follows
     the interpreter, so tools the app starts (pip, subprocesses) see the same one."""
@@ -114,4 +124,5 @@ def worker_environment(env: Mapping[str, str], python: AppPython) -> dict[str, s
 
 
 __all__ = ["BOOTSTRAP", "OWN", "RUNTIME_DIR", "AppPython", "find_app_python",
+           "shadowed_by_funclocal",
            "venv_python", "worker_environment"]

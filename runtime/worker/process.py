@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import signal
 import socket
 from collections.abc import Callable, Mapping
@@ -198,9 +199,15 @@ class WorkerProcess:
         if package is not None:
             message += (f"\nThe app's Python has no '{package}' package: add it to "
                         "requirements.txt.")
-        install = (f"{python} -m pip install -r {requirements}" if requirements.is_file()
-                   else f"{python} -m pip install "
-                   f"{package or f'<the package that provides {missing!r}>'}")
+        top = missing.split(".")[0]
+        if not requirements.is_file():
+            install = f"{python} -m pip install {package or top}"
+        elif package is not None or _lists(requirements, top):
+            install = f"{python} -m pip install -r {requirements}"
+        else:
+            install = (f"'{top}' is not in requirements.txt: add the package that provides "
+                       f"it (usually '{top}'), then run {python} -m pip install -r "
+                       f"{requirements}")
         return (f"{message}\nThe workers run on {self.python.describe()}; install the app's "
                 f"packages there: {install}")
 
@@ -339,3 +346,18 @@ class WorkerProcess:
         if self.writer is not None:
             self.writer.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _lists(requirements: Path, module: str) -> bool:
+    """Whether requirements.txt names a package spelled like `module` (pip treats `-`, `_`
+    and `.` alike and ignores case); a package whose name differs from its module
+    (`PyYAML` for `yaml`) reads as not listed, and the hint says to check."""
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+    try:
+        lines = requirements.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return True  # unreadable: do not claim it is missing
+    names = {norm(re.split(r"[\s\[<>=!~;@]", line.strip(), maxsplit=1)[0])
+             for line in lines if line.strip() and not line.lstrip().startswith(("#", "-"))}
+    return norm(module) in names

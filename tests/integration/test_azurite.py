@@ -244,6 +244,7 @@ def test_the_apps_azurite_outlives_a_killed_host_and_is_reused_then_stopped(
     finally:
         host.stop(keep_azurite=True)
     status = run_cli("azurite", "status", "--script-root", str(app), "--json")
+    assert status.returncode == 0
     running = json.loads(status.stdout)
     assert running["running"] is True and set(running["pids"]) == set(SERVICES)
     assert all(alive(pid) for pid in running["pids"].values())
@@ -267,5 +268,5 @@ def test_the_apps_azurite_outlives_a_killed_host_and_is_reused_then_stopped(
     assert stopped.returncode == 0
     assert stopped.stdout.startswith("Stopped Azurite (pids ")
     assert not asyncio.run(wait_until_gone(list(running["pids"].values())))
-    assert json.loads(run_cli("azurite", "status", "--script-root", str(app),
-                              "--json").stdout)["running"] is False
+    status = run_cli("azurite", "status", "--script-root", str(app), "--json")
+    assert (status.returncode, json.loads(status.stdout)["running"]) == (3, False)

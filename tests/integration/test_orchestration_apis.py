@@ -125,6 +125,10 @@ def test_suspend_holds_events_until_resume_through_the_sdk_client(host: HostProc
     assert "TaskCompleted" not in [e["EventType"] for e in history_of(host, instance_id)]
     assert control(host, "resume", instance_id) == {"result": None}
     assert wait_done(host, instance_id)["output"] == "Hello Ann!"
+    # The console says each change once (the event held while suspended says nothing).
+    log = host.log_text()
+    assert [log.count(f"Orchestration 'waits' ({instance_id}) {change}.")
+            for change in ("suspended", "resumed", "completed")] == [1, 1, 1], log[-3000:]
     # Resuming a finished instance: 410, which the SDK takes as done.
     assert api(host, "POST", f"/instances/{instance_id}/resume").status == 410
     assert control(host, "resume", instance_id) == {"result": None}

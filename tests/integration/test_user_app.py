@@ -417,7 +417,9 @@ def test_an_app_that_grows_from_broken_to_http_to_durable(
         host.wait_for_log("Error importing function_app.py: ModuleNotFoundError: No module "
                           "named 'not_installed_helper'")
         host.wait_for_log(f"The workers run on {python} (the script root's .venv); install "
-                          f"the app's packages there: {python} -m pip install -r "
+                          "the app's packages there: 'not_installed_helper' is not in "
+                          "requirements.txt: add the package that provides it (usually "
+                          f"'not_installed_helper'), then run {python} -m pip install -r "
                           f"{app}/requirements.txt")
         frames = lines_after(host, "install the app's packages there", 2)
         assert frames[0] == "Traceback (most recent call last):"

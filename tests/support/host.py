@@ -136,6 +136,10 @@ class HostProcess:
         return response.json()
 
     def log_text(self) -> str:
+        """The console so far; once the process has exited, all of it (the reader thread
+        may still be taking the last lines from the pipe)."""
+        if self._reader is not None and self.process.poll() is not None:
+            self._reader.join(5)
         return "\n".join(self.output)
 
     def wait_for_log(self, fragment: str, timeout: float = 20.0) -> None:

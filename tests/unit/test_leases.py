@@ -4,8 +4,10 @@ and the lease id a restarted host takes over from its dead predecessor."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -56,4 +58,27 @@ def test_a_restarted_host_takes_over_its_dead_predecessors_lease_id(
     records[0].write_text(json.dumps({"pid": dead.pid, "lease": lease}))
     assert lease_identity("machine:7071:/app", "Hub") == lease
     assert lease_identity("machine:7071:/app", "OtherHub") != lease
+    lease_identity_module._IDENTITIES.clear()
+
+
+def test_a_clean_stop_leaves_no_record_and_old_dead_records_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(lease_identity_module, "_PRUNED", False)
+    folder = tmp_path / "funclocal" / "leases"
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, recent = folder / "stale.json", folder / "recent.json"
+    for record in (stale, recent):
+        record.write_text(json.dumps({"pid": dead.pid, "lease": uuid.uuid4().hex}))
+    week_ago = time.time() - 8 * 86400
+    os.utime(stale, (week_ago, week_ago))
+    first = lease_identity("machine:7071:/app", "Hub")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [recent.name, f"{lease_identity_module._digest('machine:7071:/app', 'Hub')}.json"])
+    # After a clean stop the next start gets a new id (nothing to take over).
+    lease_identity_module.forget_lease_identity("machine:7071:/app", "Hub")
+    assert sorted(p.name for p in folder.iterdir()) == [recent.name]
+    assert lease_identity("machine:7071:/app", "Hub") != first
     lease_identity_module._IDENTITIES.clear()

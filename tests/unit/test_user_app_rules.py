@@ -210,12 +210,31 @@ def test_a_missing_module_names_the_interpreter_the_package_and_the_install(
     message = "Error importing function_app.py: ModuleNotFoundError: No module named 'x'"
     assert worker._with_hint(message, "humanize") == message + (
         "\nThe workers run on /app/.venv/bin/python (the script root's .venv); install the "
-        "app's packages there: /app/.venv/bin/python -m pip install <the package that "
-        "provides 'humanize'>")
-    (tmp_path / "requirements.txt").write_text("humanize\n")
+        "app's packages there: /app/.venv/bin/python -m pip install humanize")
+    (tmp_path / "requirements.txt").write_text("# the app's packages\nazure-functions\n"
+                                               "Humanize>=4 ; python_version >= '3.9'\n")
+    listed = worker._with_hint(message, "humanize.time")
+    assert listed.endswith(f"install the app's packages there: /app/.venv/bin/python -m pip "
+                           f"install -r {tmp_path}/requirements.txt")
+    assert worker._with_hint(message, "tabulate").endswith(
+        "install the app's packages there: 'tabulate' is not in requirements.txt: add the "
+        "package that provides it (usually 'tabulate'), then run /app/.venv/bin/python -m "
+        f"pip install -r {tmp_path}/requirements.txt")
     assert worker._with_hint(message, "azure.durable_functions").endswith(
         "\nThe app's Python has no 'azure-functions-durable' package: add it to "
         "requirements.txt.\nThe workers run on /app/.venv/bin/python (the script root's "
         f".venv); install the app's packages there: /app/.venv/bin/python -m pip install -r "
         f"{tmp_path}/requirements.txt")
     assert worker._with_hint(message, None) == message
+
+
+def test_an_app_module_named_runtime_is_named_at_start(tmp_path: Path) -> None:
+    from runtime.worker.interpreter import shadowed_by_funclocal
+
+    assert shadowed_by_funclocal(tmp_path) is None
+    (tmp_path / "runtime").mkdir()
+    assert shadowed_by_funclocal(tmp_path) is None  # an empty folder imports nothing
+    (tmp_path / "runtime" / "regions.py").write_text("")
+    assert shadowed_by_funclocal(tmp_path) == "runtime"
+    (tmp_path / "runtime.py").write_text("")
+    assert shadowed_by_funclocal(tmp_path) == "runtime.py"
