@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 from collections.abc import Sequence
 
 from runtime import __version__, console
@@ -39,6 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(asyncio.run(args.run(args)))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return closed_pipe()
 
 
-__all__ = ["build_parser", "main"]
+def closed_pipe() -> int:
+    """The reader of our output went away (`funclocal instances list | head`): stop
+    quietly as other command-line tools do, with what a shell reports for SIGPIPE, and
+    keep Python from complaining when it flushes stdout at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
+
+
+__all__ = ["build_parser", "closed_pipe", "main"]

@@ -186,10 +186,7 @@ def guarded(run: Callable[[argparse.Namespace], Awaitable[int]]
                 print(traceback_text.rstrip(), file=sys.stderr)
             return 1
         except BrokenPipeError:
-            # The reader went away (`funclocal instances list | head`): stop quietly, as
-            # other command-line tools do, and keep Python from complaining at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 141  # 128 + SIGPIPE, what a shell reports for such a pipe
+            raise  # not an error of ours: runtime.cli.main stops quietly
         except OSError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -427,3 +430,17 @@ def test_completion_scripts_cover_the_commands() -> None:
     zsh = ok("completion", "zsh", cwd=APP).out
     assert zsh.startswith("#compdef funclocal")
     assert funclocal("completion", "fish", cwd=APP).code == 2
+
+
+@pytest.mark.parametrize("args", [("completion", "bash"), ("instances", "list")])
+def test_a_reader_that_goes_away_ends_the_output_quietly(env: dict[str, str],
+                                                         seeded: dict[str, str],
+                                                         args: tuple[str, ...]) -> None:
+    """`funclocal ... | head -0`: exit status 141 (SIGPIPE, as a shell reports it) and
+    nothing on stderr, not a traceback or "error: [Errno 32] Broken pipe"."""
+    process = subprocess.Popen([sys.executable, "-m", "runtime", *args], cwd=str(APP),
+                               env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before it writes anything
+    assert (process.wait(60), process.stderr.read().decode()) == (141, "")
