@@ -5,10 +5,11 @@ support/fault_figures.py (`FIGURES`, re-exported here for the tests)."""
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.error
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +46,14 @@ class Workload:
         return [(KINDS[n % len(KINDS)], f"{self.prefix}{KINDS[n % len(KINDS)]}-{n}")
                 for n in range(self.count)]
 
-    def start_all(self, host: HostProcess, threads: int = 8) -> None:
+    def start_all(self, host: HostProcess, threads: int = 8,
+                  on_acknowledged: Callable[[int], None] | None = None) -> None:
         """Start every instance; remember the starts the host acknowledged (202). Starts
-        cut off by a crash are not acknowledged (they may or may not exist)."""
+        cut off by a crash are not acknowledged (they may or may not exist).
+        `on_acknowledged(n)` is called after the n-th acknowledgement (n = 1, 2, ...), so a
+        test can crash the host at a point counted in answered starts, not in wall time."""
+        counted = threading.Lock()
+
         def start(item: tuple[str, str]) -> str | None:
             name, instance_id = item
             try:
@@ -56,9 +62,15 @@ class Workload:
                     timeout=30)
             except (urllib.error.URLError, ConnectionError, OSError):
                 return None
-            return instance_id if response.status == 202 else None
+            if response.status != 202:
+                return None
+            with counted:
+                self.acknowledged.add(instance_id)
+                if on_acknowledged is not None:
+                    on_acknowledged(len(self.acknowledged))
+            return instance_id
         with ThreadPoolExecutor(threads) as pool:
-            self.acknowledged |= {i for i in pool.map(start, self.instances) if i}
+            list(pool.map(start, self.instances))
 
     def raise_events(self, host: HostProcess,
                      found: dict[str, dict[str, Any]] | None = None) -> None:
