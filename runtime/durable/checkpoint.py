@@ -65,6 +65,22 @@ class Checkpoint:
         self.timer_due: Callable[[QueueMessage], None] | None = None
         self.observers: list[CommitObserver] = []
 
+    async def repair_instance_row(self, instance_id: str, snapshot: HistorySnapshot) -> None:
+        """Messages for a finished instance: make sure its Instances row says so (a crash
+        between a history commit and the row update leaves the row behind)."""
+        final = engine.final_event(snapshot.events)
+        if final is None:
+            return
+        row = await self.hub.read_instance(instance_id)
+        status = engine.final_status(final)
+        if row is None or row.get("RuntimeStatus") == status:
+            return
+        log.info("Repairing the status of '%s' from its history (%s).", instance_id, status)
+        now = self.clock.now()
+        await self.hub.merge_instance(instance_id, {
+            "RuntimeStatus": status, "Output": engine.final_output(final),
+            "LastUpdatedTime": now, "CompletedTime": now})
+
     async def delete(self, consumed: list[Pending]) -> list[Pending]:
         """Delete consumed messages: control messages, and the work items of activity
         results handed over in memory. Returns the ones that are gone (the others are

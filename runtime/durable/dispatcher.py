@@ -126,11 +126,14 @@ class Dispatcher:
         self.activities.start()
 
     async def stop(self) -> None:
-        """Stop polling, let background writes finish (bounded), hand held messages back
-        so that the next host need not wait for their locks, and release partitions."""
+        """Stop polling, let the episodes in flight commit and background writes finish
+        (each bounded), hand held messages back so that the next host need not wait for
+        their locks, and release partitions. Activities still running are cancelled:
+        their work items are handed back and run again by the next host."""
         self.running = False
         self.orchestrations.stop()
         self.activities.stop()
+        await self.orchestrations.finish_episodes(DRAIN_SECONDS)
         try:
             await asyncio.wait_for(self.writes.drain(), DRAIN_SECONDS)
         except asyncio.TimeoutError:

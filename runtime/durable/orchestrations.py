@@ -114,6 +114,14 @@ class OrchestrationWorker:
         for event in self.wake:
             event.set()
 
+    async def finish_episodes(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) for the episodes in flight to commit, after `stop`.
+        Cancelling one mid-checkpoint would leave its activities sent (and maybe hidden
+        for a whole lock) without the history that schedules them: run twice later."""
+        running = [s.task for s in self.sessions.values() if s.task is not None and s.active]
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+
     def held(self) -> list[Pending]:
         """Every message buffered or in a running episode (handed back at shutdown)."""
         return [p for s in self.sessions.values() for p in (*s.active, *s.buffer.values())]
@@ -293,8 +301,9 @@ class OrchestrationWorker:
             session.task = None
             if session.buffer and self.active:
                 session.task = self.spawn(self._run_session(session))
-            else:
+            elif not session.buffer:
                 self.sessions.pop(session.instance_id, None)
+            # else: stopping, its buffer is handed back with the other held messages
 
     async def _give_back(self, instance_id: str, batch: list[Pending]) -> None:
         """An episode did not commit: forget the cached history, return control messages
@@ -394,7 +403,7 @@ class OrchestrationWorker:
             else:
                 episode, result = await self._run_generations(episode, now)
         else:
-            await self._repair_instance_row(instance_id, snapshot)
+            await self.checkpoint.repair_instance_row(instance_id, snapshot)
             await self.checkpoint.delete(consumed)
             return
         details = self.failure_details.pop(instance_id, None)
@@ -426,22 +435,6 @@ class OrchestrationWorker:
             await self.hub.send_to_instance(reply.target_instance_id, reply.target_execution_id,
                                             reply.event)
             self.notify_instance(reply.target_instance_id)
-
-    async def _repair_instance_row(self, instance_id: str, snapshot: HistorySnapshot) -> None:
-        """Messages for a finished instance: make sure its Instances row says so (a crash
-        between a history commit and the row update leaves the row behind)."""
-        final = engine.final_event(snapshot.events)
-        if final is None:
-            return
-        row = await self.hub.read_instance(instance_id)
-        status = engine.final_status(final)
-        if row is None or row.get("RuntimeStatus") == status:
-            return
-        log.info("Repairing the status of '%s' from its history (%s).", instance_id, status)
-        now = self.clock.now()
-        await self.hub.merge_instance(instance_id, {
-            "RuntimeStatus": status, "Output": engine.final_output(final),
-            "LastUpdatedTime": now, "CompletedTime": now})
 
     def _version_allowed(self, episode: engine.Episode, now: datetime) -> bool:
         """Worker versioning (host.json defaultVersion, versionMatchStrategy): whether

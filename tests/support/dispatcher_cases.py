@@ -162,6 +162,37 @@ async def stopping_hands_held_work_back(new_hub: HubFactory) -> None:
         assert [m.event["Name"] for m in found] == ["nap"]
 
 
+
+async def stopping_lets_the_episode_in_flight_commit(new_hub: HubFactory) -> None:
+    # The stop begins while an episode's checkpoint is sending its activity (which
+    # already runs here). The episode commits before the stop ends: history schedules
+    # the activity and its work item is handed back visible, not left hidden for a lock
+    # to run again beside the copy a replayed episode would send.
+    async with new_hub() as hub:
+        sending, go = asyncio.Event(), asyncio.Event()
+        send_activity = hub.send_activity
+
+        async def held_send(*args: Any, **kwargs: Any) -> Any:
+            sending.set()
+            await go.wait()
+            return await send_activity(*args, **kwargs)
+        hub.send_activity = held_send  # type: ignore[method-assign]
+        rig_context = durable_rig(hub)
+        rig = await rig_context.__aenter__()
+        instance_id = await rig.start("slow_step")
+        await asyncio.wait_for(sending.wait(), 10)
+        stopping = asyncio.create_task(rig_context.__aexit__(None, None, None))
+        while rig.dispatcher.running:
+            await asyncio.sleep(0.01)
+        go.set()
+        await asyncio.wait_for(stopping, 30)
+        assert "TaskScheduled" in await rig.history_kinds(instance_id)
+        row = await hub.read_instance(instance_id)
+        assert row is not None and row["RuntimeStatus"] == "Running", row
+        found = await hub.receive(hub.workitems_queue, 32, 30)
+        assert [m.event["Name"] for m in found] == ["nap"], found
+
+
 CASES: list[Case] = [
     chaining_runs_episode_by_episode,
     fan_out_fan_in_completes_each_activity_once,
@@ -171,6 +202,7 @@ CASES: list[Case] = [
     timers_fire_when_the_clock_reaches_them,
     two_dispatchers_on_one_hub_write_history_once,
     stopping_hands_held_work_back,
+    stopping_lets_the_episode_in_flight_commit,
 ]
 
 
