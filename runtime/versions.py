@@ -276,7 +276,13 @@ class Versions:
             self.retire(previous.pool)
         if version.durable is not None:
             if replaced is not None:
-                await replaced.close()  # releases its partition leases for the new dispatcher
+                # Releases its partition leases for the new dispatcher. Shielded: a Ctrl-C
+                # that cancels this reload must not cut its stop half-way (its messages
+                # and leases would wait out their locks); `stop` waits for it.
+                closing = asyncio.create_task(replaced.close())
+                self._retiring.add(closing)
+                closing.add_done_callback(self._retiring.discard)
+                await asyncio.shield(closing)
             await version.durable.start()
         if version.azurite is not None:
             if self.azurite is not None:

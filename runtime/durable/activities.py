@@ -118,8 +118,9 @@ class ActivityWorker:
 
     async def schedule(self, instance_id: str, execution_id: str, event: dict[str, Any],
                        episode: int) -> None:
-        """Send an activity of a checkpoint; run it here at once when a slot is free."""
-        if not self._reserve_slot():
+        """Send an activity of a checkpoint; run it here at once when a slot is free and
+        the host is not stopping (then it goes to the queue for the next host)."""
+        if not self.active or not self._reserve_slot():
             await self.hub.send_activity(instance_id, execution_id, event, episode=episode)
             self.wake.set()
             return

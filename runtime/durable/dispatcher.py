@@ -30,8 +30,13 @@ from runtime.functions import FunctionIndex
 
 log = console.get("durable")
 
-DRAIN_SECONDS = 10.0  # background writes (instance rows, deletions) get this long at stop
-HAND_BACK_SECONDS = 5.0
+# A clean stop's steps, each bounded so that Ctrl-C ends within about 25 s (with the
+# workers' 5 s) even when storage stalls (a second Ctrl-C ends the process at once:
+# runtime/cli/start.py).
+FINISH_SECONDS = 5.0  # episodes in flight commit
+DRAIN_SECONDS = 5.0  # background writes (instance rows, deletions) finish
+HAND_BACK_SECONDS = 5.0  # held messages made visible, buffered results reported
+RELEASE_SECONDS = 5.0  # partition leases released
 
 
 class Dispatcher:
@@ -125,24 +130,28 @@ class Dispatcher:
         await self.orchestrations.start()
         self.activities.start()
 
-    async def stop(self) -> None:
-        """Stop polling, let the episodes in flight commit and background writes finish
-        (each bounded), hand held messages back so that the next host need not wait for
-        their locks, and release partitions. Activities still running are cancelled:
-        their work items are handed back and run again by the next host."""
+    async def stop(self, *, finish: bool = True) -> None:
+        """Stop polling and starting work, let the episodes in flight commit and the
+        background writes finish, hand held messages back so that the next host need not
+        wait for their locks (results already computed go to their control queue, as on
+        a partition hand-over, so they do not run again), and release the partitions.
+        Each step is bounded (FINISH_SECONDS, ...). Activities still running are
+        cancelled: their work items are handed back and run again by the next host.
+        `finish=False` cancels episodes at once (a task hub discarded afterwards)."""
         self.running = False
         self.orchestrations.stop()
         self.activities.stop()
-        await self.orchestrations.finish_episodes(DRAIN_SECONDS)
+        if finish:
+            await self.orchestrations.finish_episodes(FINISH_SECONDS)
         try:
             await asyncio.wait_for(self.writes.drain(), DRAIN_SECONDS)
         except asyncio.TimeoutError:
             pass
-        held = self.orchestrations.held()
         pending = [t for t in self.tasks if not t.done()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        held = self.orchestrations.held()  # sessions cut by the cancel keep their messages
         try:
             await asyncio.wait_for(self._hand_back(held), HAND_BACK_SECONDS)
         except asyncio.TimeoutError:
@@ -150,18 +159,23 @@ class Dispatcher:
                         "when their locks run out.")
         await self.activities.close()
         try:
-            await self.partitions.release_all()
-        except HostError as exc:
-            log.warning("Could not release partition leases: %s", exc)
+            await asyncio.wait_for(self.partitions.release_all(), RELEASE_SECONDS)
+        except (HostError, asyncio.TimeoutError) as exc:
+            log.warning("Could not release partition leases (%s); they expire within "
+                        "15 s.", str(exc) or "storage did not answer")
 
     async def _hand_back(self, held: list[Pending]) -> None:
-        """Make the messages this host held visible again at once. Ones whose episode
-        committed meanwhile are already gone, which is fine."""
+        """Make the messages this host held visible again at once, after reporting the
+        activity results buffered in memory through their control queues. Ones whose
+        episode committed meanwhile are already gone, which is fine."""
         async def visible(message: QueueMessage) -> None:
             try:
                 await self.orchestrations.locks.release(message, 0)
             except StorageError:
                 pass
+        # Reported first: the work items of those results are held until then, and
+        # handing them back would run their activities again.
+        await asyncio.gather(*(self.activities.report_via_queue(p) for p in held if p.local))
         await asyncio.gather(*(visible(p.message) for p in held if not p.local),
                              self.activities.hand_back())
 

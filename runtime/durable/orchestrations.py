@@ -115,11 +115,12 @@ class OrchestrationWorker:
             event.set()
 
     async def finish_episodes(self, timeout: float) -> None:
-        """Wait (at most `timeout` s) for the episodes in flight to commit, after `stop`.
-        Cancelling one mid-checkpoint would leave its activities sent (and maybe hidden
-        for a whole lock) without the history that schedules them: run twice later."""
+        """Wait (at most `timeout` s) for the episodes in flight to commit, after `stop`:
+        one cut mid-checkpoint leaves activities sent but not in history (run twice)."""
         running = [s.task for s in self.sessions.values() if s.task is not None and s.active]
         if running:
+            log.info("Waiting for %d episode(s) in flight to commit (at most %.0f s)...",
+                     len(running), timeout)
             await asyncio.wait(running, timeout=timeout)
 
     def held(self) -> list[Pending]:
@@ -150,8 +151,9 @@ class OrchestrationWorker:
             self.notify_instance(message.instance_id)
 
     def accept_local(self, pending: Pending) -> bool:
-        """An activity result for an instance this host owns goes into its session."""
-        if not self.owns(pending.message.instance_id):
+        """An activity result for an instance this host owns goes into its session
+        (while stopping, none: it goes through the queue to the next host)."""
+        if not self.active or not self.owns(pending.message.instance_id):
             return False
         self._enqueue(pending.message.instance_id, pending)
         return True
@@ -159,10 +161,15 @@ class OrchestrationWorker:
     # -- partitions ------------------------------------------------------------------
 
     async def _lease_loop(self) -> None:
-        while self.active:
+        # Runs until the dispatcher cancels it: while a stop waits for episodes to
+        # commit, leases and locks are still renewed (nothing new is taken).
+        while True:
             await self.clock.sleep(LEASE_INTERVAL)
             try:
-                await self.balance()
+                if self.active:
+                    await self.balance()
+                else:
+                    await self._renew_due()
                 await self.locks.renew_expiring()
             except HostError as exc:
                 log.warning("Partition lease renewal failed: %s", exc)
@@ -170,16 +177,7 @@ class OrchestrationWorker:
     async def balance(self) -> None:
         """Renew owned partitions (when due), stop reading lost ones, start reading new
         ones, and drain the ones another host asked for."""
-        now = self.clock.monotonic()
-        if now - self.renewed_at >= RENEW_EVERY:
-            self.renewed_at = now
-            for partition in await self.partitions.renew():
-                log.warning("Lost partition %d: another host holds its lease now.",
-                            partition)
-                self._stop_reading(partition)
-                self.cache.drop_where(lambda i, p=partition: self.hub.partition_of(i) == p)
-                self.locks.forget_where(
-                    lambda m, p=partition: self.hub.partition_of(m.instance_id) == p)
+        await self._renew_due()
         before = self.partitions.owned
         acquired = await self.partitions.acquire_available()
         for partition in acquired:
@@ -192,6 +190,19 @@ class OrchestrationWorker:
             log.info("%s partition%s %s of task hub '%s' (now %s).",
                      "Owns" if not before else "Took", "" if len(acquired) == 1 else "s",
                      _list(acquired), self.hub.hub_name, _list(self.partitions.owned))
+
+    async def _renew_due(self) -> None:
+        """Renew owned partitions when due; stop reading the ones another host took."""
+        now = self.clock.monotonic()
+        if now - self.renewed_at >= RENEW_EVERY:
+            self.renewed_at = now
+            for partition in await self.partitions.renew():
+                log.warning("Lost partition %d: another host holds its lease now.",
+                            partition)
+                self._stop_reading(partition)
+                self.cache.drop_where(lambda i, p=partition: self.hub.partition_of(i) == p)
+                self.locks.forget_where(
+                    lambda m, p=partition: self.hub.partition_of(m.instance_id) == p)
 
     def _stop_reading(self, partition: int) -> None:
         task = self.partition_tasks.pop(partition, None)
@@ -275,10 +286,14 @@ class OrchestrationWorker:
     async def _run_session(self, session: Session) -> None:
         try:
             while session.buffer and self.active:
-                batch = sorted(session.buffer.values(), key=lambda p: p.order)
-                session.buffer.clear()
-                session.active = batch
                 async with self.slots:
+                    # Taken once a slot is free: more messages batch up meanwhile, and a
+                    # stop that began while it waited starts no new episode.
+                    if not (session.buffer and self.active):
+                        break
+                    batch = sorted(session.buffer.values(), key=lambda p: p.order)
+                    session.buffer.clear()
+                    session.active = batch
                     try:
                         await self._episode(session.instance_id, batch)
                     except CheckpointConflict as exc:
@@ -301,9 +316,10 @@ class OrchestrationWorker:
             session.task = None
             if session.buffer and self.active:
                 session.task = self.spawn(self._run_session(session))
-            elif not session.buffer:
+            elif not (session.buffer or session.active):
                 self.sessions.pop(session.instance_id, None)
-            # else: stopping, its buffer is handed back with the other held messages
+            # else: stopping (or an episode cancelled by the stop): its messages are
+            # handed back with the other held ones
 
     async def _give_back(self, instance_id: str, batch: list[Pending]) -> None:
         """An episode did not commit: forget the cached history, return control messages
@@ -436,19 +452,10 @@ class OrchestrationWorker:
                                             reply.event)
             self.notify_instance(reply.target_instance_id)
 
-    def _version_allowed(self, episode: engine.Episode, now: datetime) -> bool:
-        """Worker versioning (host.json defaultVersion, versionMatchStrategy): whether
-        this host may run the instance's version. Checked only with a defaultVersion."""
-        config = self.config
-        if config.default_version is None or config.version_match_strategy == "None":
-            return True
-        version = engine.instance_version(episode)
-        return engine.versioning.allows(version, config.default_version,
-                                        config.version_match_strategy)
-
     async def _replay(self, episode: engine.Episode, now: datetime) -> engine.EpisodeResult:
-        if not self._version_allowed(episode, now):
-            version = engine.instance_version(episode)
+        version = engine.instance_version(episode)
+        if not engine.versioning.allows(version, self.config.default_version,
+                                        self.config.version_match_strategy):
             if self.config.version_failure_strategy == "Fail":
                 return engine.fail(episode, engine.versioning.MISMATCH, now)
             raise VersionRejected(episode.instance_id, version, self.config.default_version)

@@ -228,7 +228,8 @@ class TestHost:
         next environment. Safe to call on a host that did not fully start."""
         services, self.services = self.services, None
         if services is not None and services.dispatcher.running:
-            await services.dispatcher.stop()
+            # The task hub is discarded below: nothing is worth waiting for.
+            await services.dispatcher.stop(finish=False)
         if self.api is not None:
             await self.api.stop_rpc()
         if self.server is not None:

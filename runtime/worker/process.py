@@ -271,6 +271,11 @@ class WorkerProcess:
         try:
             await self.writer.drain()
             reply = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.CancelledError:
+            # The caller gave up (a stop): `stop` does not wait for this call, and a
+            # worker exit later has nobody to tell.
+            self.pending.pop(call_id, None)
+            raise
         except asyncio.TimeoutError:
             self.pending.pop(call_id, None)
             raise InvocationTimeout(function, timeout or 0.0) from None
@@ -298,6 +303,9 @@ class WorkerProcess:
         try:
             await self.writer.drain()
             reply = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.CancelledError:
+            self.pending.pop(call_id, None)
+            raise
         except (asyncio.TimeoutError, ConnectionError, OSError):
             self.pending.pop(call_id, None)
             raise WorkerError(f"Worker process {self.pid} did not import the app again "

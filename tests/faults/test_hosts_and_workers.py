@@ -10,8 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from azure.storage.blob import BlobServiceClient
-from support.azurite import azurite_bin, free_ports, unique_hub_name
+from support.azurite import azurite_bin, free_ports, lease_holders, unique_hub_name
 from support.durable import WEBHOOK
 from support.host import HostProcess, request, start_host
 from workload import APP, FIGURES, JSON, Workload, duplicated_history_events, re_executions
@@ -19,25 +18,10 @@ from workload import APP, FIGURES, JSON, Workload, duplicated_history_events, re
 from runtime.storage.azurite import ManagedAzurite
 from runtime.storage.connection import SERVICES, StorageEndpoints
 
-PARTITIONS = 4
-
 
 def host_on(azurite: StorageEndpoints, hub: str, port: int | None = None) -> HostProcess:
     return start_host(APP, env={"AzureWebJobsStorage": azurite.connection_string,
                                 "TEST_HUB_NAME": hub}, args=["--no-azurite"], port=port)
-
-
-def lease_holders(azurite: StorageEndpoints, hub: str) -> dict[int, str | None]:
-    """Partition -> the process id leasing it (None when free), read from storage."""
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    holders: dict[int, str | None] = {p: None for p in range(PARTITIONS)}
-    with service:
-        container = service.get_container_client(f"{hub.lower()}-leases")
-        for blob in container.list_blobs(name_starts_with="default/", include=["metadata"]):
-            partition = int(blob.name.rsplit("-", 1)[1])
-            if blob.lease.state == "leased":
-                holders[partition] = (blob.metadata or {}).get("process")
-    return holders
 
 
 def wait_for(predicate: object, timeout: float, what: str) -> float:

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
+from azure.storage.blob import BlobServiceClient
+
 from runtime.errors import AzuriteError
 from runtime.storage.azurite import ManagedAzurite, find_azurite_bin
 from runtime.storage.connection import (
@@ -79,3 +81,19 @@ def emulator_at(ports: list[int]) -> str:
             f"BlobEndpoint=http://127.0.0.1:{blob}/{DEV_ACCOUNT_NAME};"
             f"QueueEndpoint=http://127.0.0.1:{queue}/{DEV_ACCOUNT_NAME};"
             f"TableEndpoint=http://127.0.0.1:{table}/{DEV_ACCOUNT_NAME};")
+
+
+PARTITIONS = 4  # the default partitionCount of the test apps' task hubs
+
+
+def lease_holders(azurite: StorageEndpoints, hub: str) -> dict[int, str | None]:
+    """Partition -> the process id leasing it (None when free), read from storage."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    holders: dict[int, str | None] = {p: None for p in range(PARTITIONS)}
+    with service:
+        container = service.get_container_client(f"{hub.lower()}-leases")
+        for blob in container.list_blobs(name_starts_with="default/", include=["metadata"]):
+            partition = int(blob.name.rsplit("-", 1)[1])
+            if blob.lease.state == "leased":
+                holders[partition] = (blob.metadata or {}).get("process")
+    return holders

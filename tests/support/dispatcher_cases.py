@@ -193,6 +193,92 @@ async def stopping_lets_the_episode_in_flight_commit(new_hub: HubFactory) -> Non
         assert [m.event["Name"] for m in found] == ["nap"], found
 
 
+
+def _hold_orchestrator(rig: Any, name: str, nth: int) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the `nth` run of orchestrator `name` until `go` is set; `entered` is set
+    when it begins (fault injection around the real invoker)."""
+    entered, go = asyncio.Event(), asyncio.Event()
+    invoke, seen = rig.invoker.invoke, Counter[str]()
+
+    async def held(function: str, inputs: dict[str, Any], **kwargs: Any) -> Any:
+        if function == name:
+            seen[name] += 1
+            if seen[name] == nth:
+                entered.set()
+                await go.wait()
+        return await invoke(function, inputs, **kwargs)
+    rig.invoker.invoke = held
+    return entered, go
+
+
+async def _stop_while(rig_context: Any, rig: Any, go: asyncio.Event) -> None:
+    """Begin the rig's stop, let the held work go on once it has begun, wait for it."""
+    stopping = asyncio.create_task(rig_context.__aexit__(None, None, None))
+    while rig.dispatcher.running:  # set False first thing in the stop
+        await asyncio.sleep(0.01)
+    go.set()
+    await asyncio.wait_for(stopping, 30)
+
+
+async def stopping_starts_no_new_work(new_hub: HubFactory) -> None:
+    # An episode replaying when the stop begins commits, but its activity is only sent
+    # (visible, for the next host), not run here; an instance waiting for an episode
+    # slot does not begin one.
+    async with new_hub() as hub:
+        config = DurableTaskConfig(hub_name=hub.hub_name, partition_count=hub.partition_count,
+                                   max_concurrent_orchestrator_functions=1)
+        rig_context = durable_rig(hub, config=config)
+        rig = await rig_context.__aenter__()
+        entered, go = _hold_orchestrator(rig, "slow_step", 1)
+        first = await rig.start("slow_step")
+        await asyncio.wait_for(entered.wait(), 10)
+        second = await rig.start("chaining")
+        deadline = asyncio.get_running_loop().time() + 10
+        while second not in rig.dispatcher.orchestrations.sessions:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        await _stop_while(rig_context, rig, go)
+        assert "TaskScheduled" in await rig.history_kinds(first)
+        assert "nap" not in rig.invoker.calls, rig.invoker.calls
+        found = await hub.receive(hub.workitems_queue, 32, 30)
+        assert [m.event["Name"] for m in found] == ["nap"], found
+        assert "chaining" not in rig.invoker.calls, rig.invoker.calls
+        assert await rig.history_kinds(second) == []
+        waiting = await hub.receive(hub.control_queue(hub.partition_of(second)), 32, 30)
+        assert [(m.instance_id, EventType(m.event["EventType"]).name) for m in waiting
+                if m.instance_id == second] == [(second, "ExecutionStarted")], waiting
+
+
+async def stopping_reports_computed_results(new_hub: HubFactory) -> None:
+    # Activity results computed and waiting in memory when the stop begins go to their
+    # control queue (as on a partition hand-over): the next host runs no activity again.
+    async with new_hub() as hub:
+        rig_context = durable_rig(hub)
+        rig = await rig_context.__aenter__()
+        entered, go = _hold_orchestrator(rig, "fan_out_slowly", 2)
+        invoke = rig.invoker.invoke
+
+        async def later_pauses(function: str, inputs: dict[str, Any], **kwargs: Any) -> Any:
+            if function == "pause" and inputs.get("n") != "0":
+                await entered.wait()  # after the episode of pause(0)'s result began
+            return await invoke(function, inputs, **kwargs)
+        rig.invoker.invoke = later_pauses
+        instance_id = await rig.start("fan_out_slowly", 4)
+        await asyncio.wait_for(entered.wait(), 10)
+        session = rig.dispatcher.orchestrations.sessions[instance_id]
+        deadline = asyncio.get_running_loop().time() + 10
+        while sum(p.local for p in session.buffer.values()) < 3:
+            assert asyncio.get_running_loop().time() < deadline, session
+            await asyncio.sleep(0.01)
+        await _stop_while(rig_context, rig, go)
+        assert rig.invoker.calls.count("pause") == 4
+        assert await hub.receive(hub.workitems_queue, 32, 30) == []
+        async with durable_rig(hub) as next_host:
+            status = await next_host.wait(instance_id, timeout=30)
+            assert status["output"] == 0 + 1 + 2 + 3, status
+            assert "pause" not in next_host.invoker.calls, next_host.invoker.calls
+
+
 CASES: list[Case] = [
     chaining_runs_episode_by_episode,
     fan_out_fan_in_completes_each_activity_once,
@@ -203,6 +289,8 @@ CASES: list[Case] = [
     two_dispatchers_on_one_hub_write_history_once,
     stopping_hands_held_work_back,
     stopping_lets_the_episode_in_flight_commit,
+    stopping_starts_no_new_work,
+    stopping_reports_computed_results,
 ]
 
 

@@ -334,6 +334,7 @@ def test_version_strategies() -> None:
     assert allows("1.0", "2.0", "CurrentOrOlder") and not allows("3.0", "2.0", "CurrentOrOlder")
     assert allows("2.0", "2.0", "Strict") and not allows("1.0", "2.0", "Strict")
     assert allows("9", "1", "None")
+    assert allows("1.0", None, "Strict")  # no defaultVersion: versioning is off
     assert MISMATCH == "VersionMismatch: Orchestration version did not comply with Worker " \
                        "Versioning"
 

@@ -35,7 +35,11 @@ def compare_versions(instance: str | None, worker: str | None) -> int:
 
 
 def allows(instance: str | None, worker: str | None, strategy: str) -> bool:
-    """Whether a worker of version `worker` may run an instance of version `instance`."""
+    """Whether a worker of version `worker` (host.json defaultVersion) may run an
+    instance of version `instance` under versionMatchStrategy `strategy`; always True
+    without a worker version (versioning is off then)."""
+    if worker is None:
+        return True
     if strategy == "Strict":
         return (instance or "") == (worker or "")
     if strategy == "CurrentOrOlder":

@@ -1,5 +1,6 @@
 """A durable app the reload tests edit while orchestrations are waiting."""
 
+import os
 import time
 
 import azure.durable_functions as df
@@ -36,6 +37,15 @@ def approval(context: df.DurableOrchestrationContext):
 def slow_chain(context: df.DurableOrchestrationContext):
     context.set_custom_status("started")
     result = yield context.call_activity("slow_step", "x")
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
+def slow_replay(context: df.DurableOrchestrationContext):
+    # Each run takes SLOW_REPLAY_SECONDS (from the environment, so setting it is no
+    # reload): an episode still replaying when the host stops.
+    time.sleep(float(os.environ.get("SLOW_REPLAY_SECONDS", "0")))
+    result = yield context.call_activity("greet", "slowly")
     return result
 
 
