@@ -90,6 +90,9 @@ class ActivityWorker:
         self.exits = WorkerExits(MAX_WORKER_EXITS)  # crash attribution, by work item
         self.wake = asyncio.Event()
         self.active = False
+        # Running until their results are out (a stop gives them a few seconds, as DTFx's
+        # WorkItemDispatcher.StopAsync does unless forced).
+        self.in_flight: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -102,6 +105,10 @@ class ActivityWorker:
     def stop(self) -> None:
         self.active = False
         self.wake.set()
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
 
     async def hand_back(self) -> None:
         """Make every held work item visible again at once (graceful shutdown)."""
@@ -134,7 +141,7 @@ class ActivityWorker:
             self.spawn(_discard(outcome))
             raise
         self.work_items.hold(sent, self.work_items.lock)
-        self.spawn(self._hand_over(sent, outcome))
+        self._track(self.spawn(self._hand_over(sent, outcome)))
 
     # -- the poll loop ---------------------------------------------------------------
 
@@ -168,8 +175,8 @@ class ActivityWorker:
                     self.running += 1
                     self.work_items.hold(message, lock)
                     alone = self.exits.alone(message.message_id)
-                    self.spawn(self._hand_over(message, self.spawn(
-                        self._attempt(message.event, alone))))
+                    self._track(self.spawn(self._hand_over(message, self.spawn(
+                        self._attempt(message.event, alone)))))
                 continue
             delay = await self._poll(delay)
 

@@ -33,7 +33,7 @@ log = console.get("durable")
 # A clean stop's steps, each bounded so that Ctrl-C ends within about 25 s (with the
 # workers' 5 s) even when storage stalls (a second Ctrl-C ends the process at once:
 # runtime/cli/start.py).
-FINISH_SECONDS = 5.0  # episodes in flight commit
+FINISH_SECONDS = 5.0  # episodes in flight commit, activities in flight finish
 DRAIN_SECONDS = 5.0  # background writes (instance rows, deletions) finish
 HAND_BACK_SECONDS = 5.0  # held messages made visible, buffered results reported
 RELEASE_SECONDS = 5.0  # partition leases released
@@ -55,6 +55,7 @@ class Dispatcher:
         self.app = AppFunctions()
         self.app.function_timeout = function_timeout
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.finish_seconds = FINISH_SECONDS  # what a clean stop gives work in flight
         self.cache = HistoryCache()
         self.writes = OrderedWrites(self._spawn)
         self.activities = ActivityWorker(hub, config, self.app, self.clock, self._spawn)
@@ -135,14 +136,15 @@ class Dispatcher:
         background writes finish, hand held messages back so that the next host need not
         wait for their locks (results already computed go to their control queue, as on
         a partition hand-over, so they do not run again), and release the partitions.
-        Each step is bounded (FINISH_SECONDS, ...). Activities still running are
-        cancelled: their work items are handed back and run again by the next host.
+        Each step is bounded (FINISH_SECONDS, ...). Activities in flight get the same
+        few seconds (their results go to their control queues); the ones still running
+        then are cancelled: their work items are handed back and run by the next host.
         `finish=False` cancels episodes at once (a task hub discarded afterwards)."""
         self.running = False
         self.orchestrations.stop()
         self.activities.stop()
         if finish:
-            await self.orchestrations.finish_episodes(FINISH_SECONDS)
+            await self._finish_in_flight()
         try:
             await asyncio.wait_for(self.writes.drain(), DRAIN_SECONDS)
         except asyncio.TimeoutError:
@@ -163,6 +165,24 @@ class Dispatcher:
         except (HostError, asyncio.TimeoutError) as exc:
             log.warning("Could not release partition leases (%s); they expire within "
                         "15 s.", str(exc) or "storage did not answer")
+
+    async def _finish_in_flight(self) -> None:
+        """Let episodes and activities in flight finish, together, for `finish_seconds`."""
+        episodes, activities = self.orchestrations.in_flight(), list(self.activities.in_flight)
+        if episodes or activities:
+            log.info("Waiting for work in flight to finish (at most %.0f s): %d episode(s), "
+                     "%d activity(ies)...", self.finish_seconds, len(episodes),
+                     len(activities))
+            try:
+                await asyncio.wait_for(self._idle(), self.finish_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _idle(self) -> None:
+        """Until no episode or activity is in flight (an episode that commits may
+        still send an activity that runs: both are looked at again each time)."""
+        while waits := [*self.orchestrations.in_flight(), *self.activities.in_flight]:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
     async def _hand_back(self, held: list[Pending]) -> None:
         """Make the messages this host held visible again at once, after reporting the

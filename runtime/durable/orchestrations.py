@@ -114,14 +114,10 @@ class OrchestrationWorker:
         for event in self.wake:
             event.set()
 
-    async def finish_episodes(self, timeout: float) -> None:
-        """Wait (at most `timeout` s) for the episodes in flight to commit, after `stop`:
-        one cut mid-checkpoint leaves activities sent but not in history (run twice)."""
-        running = [s.task for s in self.sessions.values() if s.task is not None and s.active]
-        if running:
-            log.info("Waiting for %d episode(s) in flight to commit (at most %.0f s)...",
-                     len(running), timeout)
-            await asyncio.wait(running, timeout=timeout)
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        """The session tasks running an episode now (a stop waits for them: one cut
+        mid-checkpoint leaves activities sent but not in history, to run twice)."""
+        return [s.task for s in self.sessions.values() if s.task is not None and s.active]
 
     def held(self) -> list[Pending]:
         """Every message buffered or in a running episode (handed back at shutdown)."""

@@ -19,7 +19,7 @@ from support.host import APPS, HostProcess, start_host
 from runtime.storage.azurite import ManagedAzurite
 from runtime.storage.connection import SERVICES, StorageEndpoints
 
-WAITING = "Waiting for 1 episode(s) in flight to commit (at most 5 s)..."
+WAITING = "Waiting for work in flight to finish (at most 5 s): 1 episode(s), 0 activity(ies)..."
 
 
 @pytest.fixture

@@ -149,6 +149,7 @@ async def two_dispatchers_on_one_hub_write_history_once(new_hub: HubFactory) -> 
 async def stopping_hands_held_work_back(new_hub: HubFactory) -> None:
     async with new_hub() as hub:
         async with durable_rig(hub) as rig:
+            rig.dispatcher.finish_seconds = 0.2  # less than the activity takes (3 s)
             await rig.start("slow_step")
             while "nap" not in rig.invoker.calls:
                 await asyncio.sleep(0.01)
@@ -165,9 +166,9 @@ async def stopping_hands_held_work_back(new_hub: HubFactory) -> None:
 
 async def stopping_lets_the_episode_in_flight_commit(new_hub: HubFactory) -> None:
     # The stop begins while an episode's checkpoint is sending its activity (which
-    # already runs here). The episode commits before the stop ends: history schedules
-    # the activity and its work item is handed back visible, not left hidden for a lock
-    # to run again beside the copy a replayed episode would send.
+    # already runs here). The episode commits before the stop ends (history schedules
+    # the activity), and the activity, given the same few seconds, finishes: its result
+    # waits in the control queue and its work item is gone, so nothing runs twice.
     async with new_hub() as hub:
         sending, go = asyncio.Event(), asyncio.Event()
         send_activity = hub.send_activity
@@ -189,8 +190,11 @@ async def stopping_lets_the_episode_in_flight_commit(new_hub: HubFactory) -> Non
         assert "TaskScheduled" in await rig.history_kinds(instance_id)
         row = await hub.read_instance(instance_id)
         assert row is not None and row["RuntimeStatus"] == "Running", row
-        found = await hub.receive(hub.workitems_queue, 32, 30)
-        assert [m.event["Name"] for m in found] == ["nap"], found
+        work_items = await hub.receive(hub.workitems_queue, 32, 30)
+        assert work_items == [], work_items
+        waiting = await hub.receive(hub.control_queue(hub.partition_of(instance_id)), 32, 30)
+        assert [(EventType(m.event["EventType"]).name, m.event.get("Result"))
+                for m in waiting] == [("TaskCompleted", '"slept 3s"')], waiting
 
 
 
